@@ -1,0 +1,102 @@
+"""Which runs make up the benchmark: one row per (workload, run label).
+
+ivis is run with the settings of the published large-data runtime benchmark (``k=15``,
+``model='szubert'``, ``n_epochs_without_progress=3``) unless a row says otherwise; UMAP with its
+defaults (no ``random_state``, so that it uses every core); PCA (TruncatedSVD on sparse input)
+with two components.
+"""
+
+from dataclasses import dataclass, field
+
+BENCH_IVIS = {"k": 15, "model": "szubert", "n_epochs_without_progress": 3}
+# The previous release has no random_state; its child fixes the global seeds instead.
+SEED = {"random_state": 0}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run.
+
+    Attributes
+    ----------
+    workload : str
+        Workload name (before any row cap).
+    label : str
+        Unique within the workload; names the row in the report.
+    method : str
+        One of ``ivis``, ``umap``, ``pca``, ``ivis_prev``.
+    params : dict
+        Constructor arguments.
+    fit_params : dict
+        Extra ``fit_transform`` arguments (dropped where the method does not take them).
+    note : str
+    """
+
+    workload: str
+    label: str
+    method: str
+    params: dict = field(default_factory=dict)
+    fit_params: dict = field(default_factory=dict)
+    note: str = ""
+
+
+def _standard(workload):
+    return [
+        Run(workload, "ivis", "ivis", {**BENCH_IVIS, **SEED}, note="benchmark settings"),
+        Run(workload, "umap", "umap", {}, note="defaults"),
+        Run(workload, "pca", "pca", {}, note="2 components"),
+        Run(workload, "ivis_prev", "ivis_prev", dict(BENCH_IVIS), note="ivis 2.0.11, benchmark settings"),
+    ]
+
+
+def _digits():
+    return _standard("digits") + [
+        Run("digits", "ivis_defaults", "ivis", {"k": 15, **SEED}, note="library defaults, k=15"),
+        Run("digits", "ivis_prev_defaults", "ivis_prev", {"k": 15}, note="ivis 2.0.11 defaults, k=15"),
+    ]
+
+
+def _hdf5(workload, with_prev):
+    batch = {"shuffle_mode": "batch"}
+    runs = [
+        Run(workload, "ivis_precompute", "ivis", {**BENCH_IVIS, **SEED, "precompute": True}, batch,
+            "neighbours precomputed in memory"),
+        Run(workload, "ivis_streamed", "ivis", {**BENCH_IVIS, **SEED, "precompute": False}, batch,
+            "neighbours queried from the index during training"),
+    ]
+    if with_prev:
+        runs += [
+            Run(workload, "ivis_prev_precompute", "ivis_prev", {**BENCH_IVIS, "precompute": True}, batch,
+                "ivis 2.0.11"),
+            Run(workload, "ivis_prev_streamed", "ivis_prev", {**BENCH_IVIS, "precompute": False}, batch,
+                "ivis 2.0.11"),
+        ]
+    return runs
+
+
+def runs_for(workload):
+    """All runs defined for ``workload``.
+
+    Parameters
+    ----------
+    workload : str
+
+    Returns
+    -------
+    list of Run
+    """
+    if workload == "digits":
+        return _digits()
+    if workload in ("fmnist", "primes100k", "primes1m"):
+        return _standard(workload)
+    if workload == "hdf5_250k":
+        return _hdf5(workload, with_prev=True)
+    if workload == "hdf5_2m":
+        # The previous release would take hours here on a small machine; 250k shows its memory.
+        return _hdf5(workload, with_prev=False)
+    raise ValueError(f"no runs defined for workload {workload!r}")
+
+
+def build(workloads, methods):
+    """Runs of ``workloads`` whose method is in ``methods``, in execution order."""
+    return [run for w in workloads for run in runs_for(w) if run.method in methods]

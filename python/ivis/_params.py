@@ -1,0 +1,144 @@
+"""Validation of :class:`~ivis.Ivis` constructor parameters, run at the start of ``fit``.
+
+Each check raises an error that names the parameter, the value received and what is valid,
+so that a user (in Python or through the R package) can fix the call without reading code.
+"""
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+from ivis.data.neighbour_retrieval.knn import ANNOY_METRICS
+from ivis.data.triplets import SHUFFLE_MODES
+
+NETWORK_NAMES = ("szubert", "hinton", "maaten")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name, value, minimum=None, allow=()):
+    """Raise unless ``value`` is an integer >= ``minimum`` (or one of ``allow``)."""
+    if value in allow and (value is None or _is_int(value)):
+        return
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__}).")
+    if minimum is not None and value < minimum:
+        extra = f" (or {', '.join(map(str, allow))})" if allow else ""
+        raise ValueError(f"{name} must be >= {minimum}{extra}; got {value}.")
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+
+
+def check_weight(name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number between 0 and 1; got {value!r}.")
+
+
+def check_shuffle_mode(shuffle_mode):
+    if not any(shuffle_mode is mode or (isinstance(mode, str) and shuffle_mode == mode) for mode in SHUFFLE_MODES):
+        raise ValueError(
+            f"shuffle_mode must be True (shuffle all rows every epoch), 'batch' (shuffle the order "
+            f"of contiguous batches, for data on disk) or False; got {shuffle_mode!r}."
+        )
+
+
+def resolve_n_trees(n_trees, ntrees):
+    """Return the number of Annoy trees, honouring the deprecated ``ntrees`` alias."""
+    if ntrees is None:
+        return n_trees
+    warnings.warn(
+        "ntrees is deprecated and will be removed in a future release; use n_trees instead.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return ntrees
+
+
+def check_core_params(estimator):
+    """Check every parameter that does not depend on the data."""
+    check_int("embedding_dims", estimator.embedding_dims, 1)
+    check_int("batch_size", estimator.batch_size, 1)
+    check_int("epochs", estimator.epochs, 1)
+    check_int("n_epochs_without_progress", estimator.n_epochs_without_progress, 1)
+    check_int("n_trees", resolve_n_trees(estimator.n_trees, estimator.ntrees), 1)
+    check_int("search_k", estimator.search_k, 1, allow=(-1,))
+    check_int("verbose", int(estimator.verbose) if isinstance(estimator.verbose, bool) else estimator.verbose, 0)
+    check_bool("precompute", estimator.precompute)
+    check_bool("build_index_on_disk", estimator.build_index_on_disk)
+    check_weight("supervision_weight", estimator.supervision_weight)
+    if estimator.knn_distance_metric not in ANNOY_METRICS:
+        raise ValueError(
+            f"Unknown knn_distance_metric {estimator.knn_distance_metric!r}. Valid metrics are: "
+            f"{', '.join(ANNOY_METRICS)}."
+        )
+    model = estimator.model
+    if isinstance(model, str):
+        if model not in NETWORK_NAMES:
+            raise ValueError(
+                f"Unknown model {model!r}. Valid names are: {', '.join(NETWORK_NAMES)}; or pass a "
+                "keras.Model to use as the base network."
+            )
+    elif not (hasattr(model, "layers") and callable(model)):
+        raise TypeError(f"model must be one of {', '.join(NETWORK_NAMES)} or a keras.Model; got {type(model).__name__}.")
+    from ivis.nn.losses import triplet_loss  # deferred: imports Keras
+
+    triplet_loss(estimator.distance)
+    if estimator.random_state is not None and not _is_int(estimator.random_state) and not isinstance(
+        estimator.random_state, np.random.RandomState
+    ):
+        raise TypeError(f"random_state must be None, an integer or a numpy RandomState; got {estimator.random_state!r}.")
+    if estimator.annoy_index_path is not None and not isinstance(estimator.annoy_index_path, (str, os.PathLike)):
+        raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
+    if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):
+        raise TypeError("callbacks must be a list of keras.callbacks.Callback objects or None.")
+
+
+def check_k(k, n_rows):
+    """Check ``k`` against the number of rows: each row needs k neighbours besides itself."""
+    check_int("k", k, 1)
+    if k >= n_rows:
+        raise ValueError(
+            f"k={k} is too large for {n_rows} samples: each sample needs k neighbours other than "
+            f"itself, so the largest valid k is {n_rows - 1}. Pass a smaller k, e.g. Ivis(k={min(15, n_rows - 1)})."
+        )
+
+
+def check_batch_size(batch_size, n_rows):
+    if batch_size > n_rows:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the number of samples ({n_rows}). Pass "
+            f"batch_size <= {n_rows}, e.g. Ivis(batch_size={max(1, min(128, n_rows // 2))})."
+        )
+
+
+def check_neighbour_matrix(neighbours, n_rows):
+    """Validate a user-supplied neighbour matrix and return it (arrays as int64)."""
+    if isinstance(neighbours, np.ndarray) or isinstance(neighbours, list) and neighbours and not hasattr(neighbours[0], "__len__"):
+        neighbours = np.asarray(neighbours)
+    if isinstance(neighbours, np.ndarray):
+        if neighbours.ndim != 2 or neighbours.shape[0] != n_rows or neighbours.shape[1] < 1:
+            raise ValueError(
+                f"neighbour_matrix must have shape (n_samples, k) = ({n_rows}, k); got {neighbours.shape}."
+            )
+        if not np.issubdtype(neighbours.dtype, np.integer):
+            if not np.issubdtype(neighbours.dtype, np.floating) or not np.all(np.isfinite(neighbours)) or np.any(neighbours % 1):
+                raise ValueError("neighbour_matrix must hold integer row indices (0-based).")
+        neighbours = neighbours.astype(np.int64, copy=False)
+        if neighbours.min() < 0 or neighbours.max() >= n_rows:
+            raise ValueError(
+                f"neighbour_matrix holds indices outside 0..{n_rows - 1} (found {neighbours.min()}..{neighbours.max()}). "
+                "Indices are 0-based row positions."
+            )
+        return neighbours
+    if hasattr(neighbours, "__getitem__") and hasattr(neighbours, "__len__"):
+        if len(neighbours) != n_rows:
+            raise ValueError(f"neighbour_matrix has {len(neighbours)} rows but X has {n_rows}.")
+        return neighbours
+    raise TypeError("neighbour_matrix must be an (n_samples, k) integer array or a Sequence of neighbour lists.")

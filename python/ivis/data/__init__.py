@@ -1,0 +1,1 @@
+"""Data access for ivis: input connectors, neighbour retrieval and triplet sampling."""

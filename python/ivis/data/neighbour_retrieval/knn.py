@@ -1,0 +1,311 @@
+"""Nearest-neighbour retrieval with an Annoy index.
+
+The index is built from chunks of the data (so data that does not fit in memory can be
+indexed, directly on disk), and neighbours of every row are extracted in parallel threads:
+Annoy releases the GIL while it searches. Rows of a neighbour matrix never contain the row
+itself: Annoy is asked for ``k + 1`` neighbours and the query point is dropped.
+"""
+
+import os
+import shutil
+from abc import abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from annoy import AnnoyIndex
+from tqdm.auto import tqdm
+
+from ivis.data.inputs import as_row_source
+
+ANNOY_METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
+
+# Rows per task in parallel neighbour extraction: large enough to amortise scheduling.
+_QUERY_CHUNK_ROWS = 2048
+
+
+def resolve_n_jobs(n_jobs):
+    """Turn ``n_jobs`` (-1 for all cores, None for 1) into a positive thread count."""
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, int(n_jobs))
+
+
+def check_metric(metric):
+    if metric not in ANNOY_METRICS:
+        raise ValueError(
+            f"Unknown knn_distance_metric {metric!r}. Valid metrics are: {', '.join(ANNOY_METRICS)}."
+        )
+
+
+class NeighbourMatrix(Sequence):
+    """A matrix whose row ``i`` lists the indices of the neighbours of data point ``i``."""
+
+    @property
+    @abstractmethod
+    def k(self):
+        """The width of the matrix (number of neighbours per row)."""
+
+    def get_batch(self, idx_seq):
+        """Return the neighbour rows for ``idx_seq`` as an ``(len(idx_seq), k)`` array.
+
+        This default indexes row by row; subclasses override it with a vectorised version.
+        """
+        return np.asarray([self[int(i)] for i in idx_seq])
+
+
+def build_annoy_index(
+    X,
+    path,
+    metric="angular",
+    ntrees=50,
+    build_index_on_disk=True,
+    verbose=1,
+    n_jobs=-1,
+    random_state=None,
+):
+    """Build an Annoy index of the rows of ``X`` and save it at ``path``.
+
+    Parameters
+    ----------
+    X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
+        The data, read in chunks; rows with several axes are flattened.
+    path : str
+        The file the index is written to.
+    metric : str, default='angular'
+        One of "angular", "euclidean", "manhattan", "hamming", "dot".
+    ntrees : int, default=50
+        Random-projection trees; more trees give better neighbours and a larger index.
+    build_index_on_disk : bool, default=True
+        Build the index in the file at ``path`` instead of in memory, for indexes larger
+        than memory.
+    verbose : int, default=1
+        Above 0, show a progress bar while rows are added.
+    n_jobs : int, default=-1
+        Threads used to build the trees (-1: all cores).
+    random_state : int, optional
+        Seed of Annoy's random projections.
+
+    Returns
+    -------
+    annoy.AnnoyIndex
+        The built index, already saved at ``path``.
+    """
+    check_metric(metric)
+    source = as_row_source(X)
+    index = AnnoyIndex(source.n_features, metric)
+    if random_state is not None:
+        index.set_seed(int(random_state))
+    if build_index_on_disk:
+        index.on_disk_build(path)
+    with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1) as bar:
+        for start, chunk in source.iter_chunks():
+            chunk = chunk.reshape(len(chunk), -1)
+            if not np.isfinite(chunk).all():
+                source.check_finite()
+            for offset, row in enumerate(chunk):
+                index.add_item(start + offset, row)
+            bar.update(len(chunk))
+    index.build(int(ntrees), n_jobs=resolve_n_jobs(n_jobs))
+    if not build_index_on_disk:
+        index.save(path)
+    return index
+
+
+class AnnoyKnnMatrix(NeighbourMatrix):
+    """Neighbours of every row, found with an Annoy index.
+
+    Parameters
+    ----------
+    index : annoy.AnnoyIndex
+        The index to query.
+    nrows : int
+        Number of rows the index was built on.
+    index_path : str, default='annoy.index'
+        Where the index file lives.
+    metric : str, default='angular'
+        The metric the index was built with.
+    k : int, default=150
+        Neighbours per row (the row itself excluded).
+    search_k : int, default=-1
+        Nodes inspected per query; -1 lets Annoy use ``n_trees * (k + 1)``.
+    precompute : bool, default=False
+        Extract every row's neighbours now and keep them in memory (``n_rows * k`` int64).
+    include_distances : bool, default=False
+        Make ``self[i]`` return ``(neighbours, distances)`` for an integer ``i``.
+    verbose : bool, default=False
+        Show progress while neighbours are extracted.
+    n_jobs : int, default=-1
+        Threads used for extraction (-1: all cores).
+    """
+
+    def __init__(
+        self,
+        index,
+        nrows,
+        index_path="annoy.index",
+        metric="angular",
+        k=150,
+        search_k=-1,
+        precompute=False,
+        include_distances=False,
+        verbose=False,
+        n_jobs=-1,
+    ):
+        self.index = index
+        self.n_features = int(index.f)
+        self.nrows = int(nrows[0] if isinstance(nrows, tuple) else nrows)
+        self.index_path = index_path
+        self.metric = metric
+        self._k = int(k)
+        self.search_k = int(search_k)
+        self.include_distances = include_distances
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+        self.precomputed_neighbours = None
+        if precompute:
+            self.precomputed_neighbours = self.get_neighbour_indices(n_jobs)
+
+    @property
+    def k(self):
+        return self._k
+
+    @classmethod
+    def build(
+        cls,
+        X,
+        path,
+        k=150,
+        metric="angular",
+        search_k=-1,
+        include_distances=False,
+        ntrees=50,
+        build_index_on_disk=True,
+        precompute=False,
+        verbose=1,
+        n_jobs=-1,
+        random_state=None,
+    ):
+        """Build an index on ``X`` at ``path`` and return the matrix that queries it."""
+        index = build_annoy_index(
+            X, path, metric=metric, ntrees=ntrees, build_index_on_disk=build_index_on_disk,
+            verbose=verbose, n_jobs=n_jobs, random_state=random_state,
+        )
+        return cls(index, X.shape[0], path, metric, k, search_k, precompute, include_distances, verbose, n_jobs)
+
+    @classmethod
+    def load(
+        cls,
+        index_path,
+        data_shape,
+        k=150,
+        metric="angular",
+        search_k=-1,
+        include_distances=False,
+        precompute=False,
+        verbose=1,
+        n_jobs=-1,
+    ):
+        """Open the index saved at ``index_path`` for data of shape ``data_shape``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``index_path``.
+        ValueError
+            If the index does not hold one item per row of the data.
+        """
+        check_metric(metric)
+        if not os.path.isfile(index_path):
+            raise FileNotFoundError(f"No Annoy index file at {index_path!r}.")
+        n_features = int(np.prod(data_shape[1:]))
+        index = AnnoyIndex(n_features, metric)
+        try:
+            index.load(index_path)
+        except OSError as error:
+            raise ValueError(f"Cannot load the Annoy index at {index_path!r}: {error}.") from None
+        if index.get_n_items() != data_shape[0]:
+            index.unload()
+            raise ValueError(
+                f"The Annoy index at {index_path!r} holds {index.get_n_items()} items, but the data "
+                f"has {data_shape[0]} rows. Build a new index for this data (annoy_index_path=None)."
+            )
+        return cls(index, data_shape[0], index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs)
+
+    def __len__(self):
+        return self.nrows
+
+    def _query(self, row):
+        """Neighbours of ``row`` without the row itself, padded to exactly ``k`` entries."""
+        found = self.index.get_nns_by_item(int(row), self._k + 1, search_k=self.search_k)
+        found = [n for n in found if n != row][: self._k]
+        if len(found) < self._k:
+            # A low search_k can return too few neighbours; repeat the ones found.
+            found = (found or [int(row)]) * (self._k // max(len(found), 1) + 1)
+        return found[: self._k]
+
+    def _query_range(self, start, stop):
+        return np.array([self._query(row) for row in range(start, stop)], dtype=np.int64).reshape(-1, self._k)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self.get_batch(range(*idx.indices(self.nrows)))
+        if self.include_distances:
+            return self.index.get_nns_by_item(int(idx), self._k + 1, search_k=self.search_k, include_distances=True)
+        if self.precomputed_neighbours is not None:
+            return self.precomputed_neighbours[idx]
+        return np.asarray(self._query(int(idx)), dtype=np.int64)
+
+    def get_batch(self, idx_seq):
+        """Return the neighbours of the rows in ``idx_seq`` as a ``(len, k)`` int array."""
+        idx_seq = np.asarray(idx_seq, dtype=np.int64)
+        if self.precomputed_neighbours is not None:
+            return self.precomputed_neighbours[idx_seq]
+        return np.array([self._query(row) for row in idx_seq], dtype=np.int64).reshape(-1, self._k)
+
+    def get_neighbour_indices(self, n_jobs=-1):
+        """Return the ``(nrows, k)`` neighbour matrix, extracted in parallel threads."""
+        out = np.empty((self.nrows, self._k), dtype=np.int64)
+        starts = range(0, self.nrows, _QUERY_CHUNK_ROWS)
+
+        def fill(start):
+            stop = min(start + _QUERY_CHUNK_ROWS, self.nrows)
+            out[start:stop] = self._query_range(start, stop)
+            return stop - start
+
+        with tqdm(total=self.nrows, desc="Extracting neighbours", unit="rows", disable=not self.verbose) as bar:
+            with ThreadPoolExecutor(resolve_n_jobs(n_jobs)) as pool:
+                for done in pool.map(fill, starts):
+                    bar.update(done)
+        return out
+
+    def save(self, path):
+        """Save the index to ``path``."""
+        self.index.save(path)
+
+    def unload(self):
+        """Release the index file; this matrix can no longer query it afterwards."""
+        self.index.unload()
+
+    def delete_index(self, parent=False):
+        """Unload the index and delete its file (and its folder when ``parent`` is True)."""
+        self.unload()
+        if parent:
+            shutil.rmtree(os.path.dirname(os.path.abspath(self.index_path)), ignore_errors=True)
+        elif os.path.exists(self.index_path):
+            os.remove(self.index_path)
+
+    def __getstate__(self):
+        # An AnnoyIndex cannot be pickled; keep the path so that the index can be reloaded.
+        state = self.__dict__.copy()
+        state.pop("index", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.index = None
+        if os.path.isfile(self.index_path):
+            self.index = AnnoyIndex(self.n_features, self.metric)
+            self.index.load(self.index_path)

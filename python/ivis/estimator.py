@@ -1,0 +1,657 @@
+"""The :class:`Ivis` estimator."""
+
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ivis import _params
+from ivis._version import __version__
+from ivis.data.inputs import as_row_source
+from ivis.persistence import (
+    HEAD_FILE,
+    ModelFolderError,
+    bytes_to_folder,
+    folder_to_bytes,
+    read_manifest,
+    read_network,
+    read_optimizer_variables,
+    write_model_folder,
+)
+
+# Rows embedded per network call in transform and score_samples.
+TRANSFORM_CHUNK_ROWS = 8192
+
+# Parameters that hold objects rather than settings, so they are not written to a model folder.
+_UNSAVED_PARAMS = ("callbacks", "neighbour_matrix")
+
+
+def _import_keras():
+    import keras
+
+    return keras
+
+
+class Ivis(TransformerMixin, BaseEstimator):
+    """Dimensionality reduction with a siamese neural network trained on triplets.
+
+    For each data point (the anchor) ivis draws a positive among its ``k`` nearest
+    neighbours and a negative among the other points, and trains a network to map anchors
+    closer to positives than to negatives. The trained network embeds new data directly.
+
+    Parameters
+    ----------
+    embedding_dims : int, default=2
+        Dimensions of the embedding.
+    k : int, default=150
+        Nearest neighbours retrieved per point; must be below the number of rows.
+    distance : str or callable, default='pn'
+        The triplet loss: a registered name (see :func:`ivis.nn.losses.available_losses`) or a
+        callable ``(y_true, y_pred)`` with ``y_pred`` of shape ``(3, batch_size, embedding_dims)``.
+        To load a model trained with a custom callable, pass the same callable here first.
+    batch_size : int, default=128
+        Triplets per gradient step; at most the number of rows.
+    epochs : int, default=1000
+        The most epochs to train for; each epoch uses every row once as an anchor.
+    n_epochs_without_progress : int, default=20
+        Stop when the loss has not improved for this many epochs.
+    n_trees : int, default=50
+        Annoy random-projection trees: more trees, better neighbours, larger index.
+    ntrees : int, optional
+        Deprecated alias of ``n_trees``.
+    knn_distance_metric : str, default='angular'
+        Metric of neighbour retrieval: 'angular', 'euclidean', 'manhattan', 'hamming' or 'dot'.
+    search_k : int, default=-1
+        Nodes Annoy inspects per query; -1 means ``n_trees * (k + 1)``.
+    precompute : bool, default=True
+        Extract every row's neighbours before training (``n_samples * k`` int32 in memory);
+        False queries the index per batch instead.
+    model : str or keras.Model, default='szubert'
+        Base network: 'szubert', 'hinton', 'maaten', or a Keras model of any input rank to which
+        an embedding layer is appended. A given model is copied, so the caller's stays untouched.
+    supervision_metric : str or callable, default='sparse_categorical_crossentropy'
+        Keras loss trained on ``Y`` in supervised mode.
+    supervision_weight : float, default=0.5
+        Share of the supervised loss in [0, 1]; the triplet loss gets the rest.
+    annoy_index_path : str, optional
+        An Annoy index file to reuse; it is built there if missing. Without it, the index lives
+        in a temporary folder that is removed after fitting.
+    callbacks : list of keras.callbacks.Callback, optional
+        Callbacks run during training (see :mod:`ivis.nn.callbacks`).
+    build_index_on_disk : bool, default=True
+        Build the Annoy index in its file rather than in memory.
+    neighbour_matrix : array of shape (n_samples, k) or Sequence, optional
+        Precomputed 0-based neighbour indices; skips the Annoy index.
+    verbose : int, default=1
+        0 is silent; above 0 shows progress bars.
+    random_state : int, optional
+        Seed for the Annoy index, triplet sampling, weight initialisation and dropout; with it
+        set, two fits on the same data and machine give identical embeddings. No global random
+        state is touched either way.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The siamese training network; ``model_.layers[3]`` is the encoder.
+    encoder_ : keras.Model
+        The trained network that maps rows to embeddings.
+    supervised_head_ : keras.Model or None
+        The supervised head applied to embeddings (supervised models only).
+    classes_ : ndarray
+        Class labels, in the order of ``score_samples`` columns (classification only).
+    loss_history_ : list of float
+        Training loss per epoch, across every fit of this model.
+    n_features_in_ : int
+        Features per row seen in fit (product of the row shape for n-dimensional rows).
+    input_shape_ : tuple of int
+        Shape of one row.
+    neighbour_matrix_ : ndarray of shape (n_samples, k) or None
+        Neighbours used in the last fit, when they were precomputed.
+    timings_ : dict
+        Seconds spent on ``'neighbours'`` and ``'training'``, ``'epochs'`` run and
+        ``'seconds_per_epoch'`` in the last fit.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import MinMaxScaler
+    >>> from ivis import Ivis
+    >>> X = MinMaxScaler().fit_transform(load_iris().data)
+    >>> embedding = Ivis(k=15, epochs=5, verbose=0, random_state=0).fit_transform(X)
+    >>> embedding.shape
+    (150, 2)
+    """
+
+    def __init__(
+        self,
+        embedding_dims=2,
+        *,
+        k=150,
+        distance="pn",
+        batch_size=128,
+        epochs=1000,
+        n_epochs_without_progress=20,
+        n_trees=50,
+        ntrees=None,
+        knn_distance_metric="angular",
+        search_k=-1,
+        precompute=True,
+        model="szubert",
+        supervision_metric="sparse_categorical_crossentropy",
+        supervision_weight=0.5,
+        annoy_index_path=None,
+        callbacks=None,
+        build_index_on_disk=True,
+        neighbour_matrix=None,
+        verbose=1,
+        random_state=None,
+    ):
+        self.embedding_dims = embedding_dims
+        self.k = k
+        self.distance = distance
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.n_epochs_without_progress = n_epochs_without_progress
+        self.n_trees = n_trees
+        self.ntrees = ntrees
+        self.knn_distance_metric = knn_distance_metric
+        self.search_k = search_k
+        self.precompute = precompute
+        self.model = model
+        self.supervision_metric = supervision_metric
+        self.supervision_weight = supervision_weight
+        self.annoy_index_path = annoy_index_path
+        self.callbacks = callbacks
+        self.build_index_on_disk = build_index_on_disk
+        self.neighbour_matrix = neighbour_matrix
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, Y=None, shuffle_mode=True):
+        """Fit an ivis model on ``X`` (and ``Y`` for supervised training).
+
+        Fitting a model that is already fitted (or loaded with :meth:`load_model`) continues
+        training it; use :func:`sklearn.base.clone` for a fresh model.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
+            Data of shape (n_samples, ...) to embed.
+        Y : array-like, optional
+            Targets for supervised training: class labels (missing ones as -1, None or NaN for
+            semi-supervised training), one-hot or multi-label rows, or real values, as
+            ``supervision_metric`` requires.
+        shuffle_mode : {True, 'batch', False}, default=True
+            True shuffles all rows each epoch; 'batch' shuffles the order of contiguous
+            batches (much faster for data on disk); False keeps the stored order.
+
+        Returns
+        -------
+        self : Ivis
+        """
+        self._fit(X, Y, shuffle_mode)
+        return self
+
+    def fit_transform(self, X, Y=None, shuffle_mode=True):
+        """Fit on ``X`` (and ``Y``) and return the embedding of ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, embedding_dims)
+        """
+        source = self._fit(X, Y, shuffle_mode)
+        return self._embed(source)
+
+    def _fit(self, X, Y, shuffle_mode):
+        _params.check_core_params(self)
+        _params.check_shuffle_mode(shuffle_mode)
+        source = as_row_source(X, min_rows=2)
+        if source.in_memory:
+            source.check_finite()
+        n_rows = source.n_rows
+        _params.check_batch_size(self.batch_size, n_rows)
+        warm = self._is_fitted()
+        if warm and tuple(source.row_shape) != tuple(self.input_shape_):
+            raise ValueError(
+                f"This model was fitted on rows of shape {tuple(self.input_shape_)}; X has rows of "
+                f"shape {source.row_shape}. Fitting again continues training, so the shape must "
+                "match; use sklearn.base.clone(model) to fit a new model on other data."
+            )
+        keras = _import_keras()
+        targets, spec = self._prepare_targets(Y, n_rows, warm)
+        if not warm:
+            self._seed_ = self._draw_seed()
+
+        start = time.perf_counter()
+        neighbours, cleanup = self._neighbours(source)
+        neighbour_seconds = time.perf_counter() - start
+        try:
+            if not warm:
+                self._build(keras, source.row_shape, spec)
+            elif (spec is None) != (self.supervised_head_ is None):
+                raise ValueError(
+                    "Fitting again continues training, so Y must be given exactly when the model was "
+                    "trained with labels. Use sklearn.base.clone(model) to train a new model."
+                )
+            start = time.perf_counter()
+            self._train(keras, source, neighbours, targets, shuffle_mode)
+            training_seconds = time.perf_counter() - start
+        finally:
+            cleanup()
+        epochs_run = len(self._last_epoch_seconds)
+        self.timings_ = {
+            "neighbours": neighbour_seconds,
+            "training": training_seconds,
+            "epochs": epochs_run,
+            "seconds_per_epoch": float(np.mean(self._last_epoch_seconds)) if epochs_run else float("nan"),
+        }
+        return source
+
+    def _is_fitted(self):
+        return getattr(self, "encoder_", None) is not None
+
+    def _draw_seed(self):
+        if self.random_state is None:
+            return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        if isinstance(self.random_state, np.random.RandomState):
+            return int(self.random_state.randint(0, 2**31 - 1))
+        return int(self.random_state)
+
+    def _sub_seed(self, purpose):
+        """A seed for one purpose, derived from the model's seed."""
+        offsets = {"annoy": 1, "weights": 2, "sampling": 3}
+        return int(np.random.SeedSequence([self._seed_, offsets[purpose]]).generate_state(1)[0] >> 1)
+
+    def _prepare_targets(self, Y, n_rows, warm):
+        if Y is None:
+            return None, None
+        from ivis.supervision import prepare_targets
+
+        classes = getattr(self, "classes_", None) if warm else None
+        targets, spec = prepare_targets(Y, self.supervision_metric, n_rows, classes)
+        if spec.classes is not None:
+            self.classes_ = spec.classes
+        self._target_spec_ = spec
+        return targets, spec
+
+    # ------------------------------------------------------------- neighbours
+
+    def _neighbours(self, source):
+        """Return ``(neighbours, cleanup)`` for training on ``source``."""
+        n_rows = source.n_rows
+        if self.neighbour_matrix is not None:
+            neighbours = _params.check_neighbour_matrix(self.neighbour_matrix, n_rows)
+            self.neighbour_matrix_ = neighbours if isinstance(neighbours, np.ndarray) else None
+            return neighbours, lambda: None
+        _params.check_k(self.k, n_rows)
+        from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
+
+        n_trees = _params.resolve_n_trees(self.n_trees, self.ntrees)
+        temporary_dir = None
+        if self.annoy_index_path is not None and os.path.isfile(self.annoy_index_path):
+            matrix = AnnoyKnnMatrix.load(
+                os.fspath(self.annoy_index_path), source.shape, k=self.k, metric=self.knn_distance_metric,
+                search_k=self.search_k, verbose=self.verbose > 0,
+            )
+        else:
+            if self.annoy_index_path is not None:
+                path = os.fspath(self.annoy_index_path)
+            else:
+                temporary_dir = tempfile.mkdtemp(prefix="ivis-annoy-")
+                path = os.path.join(temporary_dir, "annoy.index")
+            matrix = AnnoyKnnMatrix.build(
+                source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
+                ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,
+                random_state=self._sub_seed("annoy"),
+            )
+
+        def cleanup():
+            if temporary_dir is not None:
+                matrix.delete_index(parent=True)
+            else:
+                matrix.unload()
+
+        if self.precompute:
+            neighbours = matrix.get_neighbour_indices()
+            cleanup()
+            self.neighbour_matrix_ = neighbours
+            return neighbours, lambda: None
+        self.neighbour_matrix_ = None
+        return matrix, cleanup
+
+    # --------------------------------------------------------------- networks
+
+    def _build(self, keras, row_shape, spec):
+        from ivis.nn import network
+
+        seed = self._sub_seed("weights") if self.random_state is not None else None
+        if isinstance(self.model, str):
+            base = network.base_network(self.model, row_shape, seed=seed)
+        else:
+            base = network.copy_user_model(self.model)
+        self.encoder_ = network.build_encoder(base, row_shape, self.embedding_dims, seed=seed)
+        self.supervised_head_ = None if spec is None else self._build_head(keras, spec, seed)
+        self.input_shape_ = tuple(int(s) for s in row_shape)
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+        self.loss_history_ = []
+        self._training_state_ = {"epochs_trained": 0, "complete": True, "early_stopping": None}
+        self._compile(keras)
+
+    def _build_head(self, keras, spec, seed):
+        regularizer = keras.regularizers.L2(0.01) if spec.metric_name == "categorical_hinge" else None
+        head = keras.Sequential(
+            [
+                keras.Input(shape=(self.embedding_dims,)),
+                keras.layers.Dense(
+                    spec.n_outputs, activation=spec.activation, kernel_regularizer=regularizer,
+                    kernel_initializer=keras.initializers.GlorotUniform(seed=None if seed is None else seed + 2000),
+                    name="supervised_output",
+                ),
+            ],
+            name="supervised_head",
+        )
+        return head
+
+    def _losses(self, keras):
+        from ivis.nn.losses import KerasTripletLoss, MaskedSupervisedLoss, triplet_loss
+
+        triplet = KerasTripletLoss(triplet_loss(self.distance))
+        if self.supervised_head_ is None:
+            return triplet, None
+        spec = self._target_spec_
+        fn = keras.losses.get(self.supervision_metric) if isinstance(self.supervision_metric, str) else self.supervision_metric
+        supervised = MaskedSupervisedLoss(fn, sparse=spec.kind == "sparse")
+        return [triplet, supervised], [1.0 - self.supervision_weight, self.supervision_weight]
+
+    def _compile(self, keras, optimizer=None):
+        from ivis.nn.network import triplet_network
+
+        self.model_ = triplet_network(self.encoder_, self.supervised_head_)
+        loss, weights = self._losses(keras)
+        self.model_.compile(optimizer=optimizer or keras.optimizers.Adam(), loss=loss, loss_weights=weights)
+
+    # --------------------------------------------------------------- training
+
+    def _train(self, keras, source, neighbours, targets, shuffle_mode):
+        from ivis.nn.training import EarlyStoppingOnLoss, EpochProgress, StopOnNonFiniteLoss, TripletBatches
+
+        state = self._training_state_
+        resuming = not state["complete"]
+        initial_epoch = state["epochs_trained"]
+        total_epochs = self.epochs if resuming else initial_epoch + self.epochs
+        stopping_state = (state.get("early_stopping") or {}) if resuming else {}
+        best = stopping_state.get("best")
+        early_stopping = EarlyStoppingOnLoss(
+            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0)
+        )
+        progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
+        user_callbacks = list(self.callbacks or [])
+        for callback in user_callbacks:
+            if callable(getattr(callback, "register_ivis_model", None)):
+                callback.register_ivis_model(self)
+        batches = TripletBatches(
+            source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch
+        )
+        self._early_stopping = early_stopping
+        state["complete"] = False
+        history = self.model_.fit(
+            batches,
+            epochs=total_epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[StopOnNonFiniteLoss(), early_stopping, progress, *user_callbacks],
+            verbose=0,
+        )
+        losses = [float(v) for v in history.history.get("loss", [])]
+        self._record_epochs(losses, complete=True)
+        self._last_epoch_seconds = progress.epoch_seconds
+
+    def _record_epochs(self, losses, complete):
+        """Bring the loss history and training state up to date after ``losses`` epochs."""
+        self.loss_history_ = list(self.loss_history_) + list(losses)
+        self._training_state_ = {
+            "epochs_trained": self._training_state_["epochs_trained"] + len(losses),
+            "complete": complete,
+            "early_stopping": self._early_stopping.state(),
+        }
+
+    # ------------------------------------------------------------- embedding
+
+    def _check_transform_input(self, X):
+        check_is_fitted(self, "encoder_")
+        source = as_row_source(X)
+        if tuple(source.row_shape) != tuple(self.input_shape_):
+            raise ValueError(
+                f"X has {source.n_features} features (row shape {source.row_shape}), but this model was "
+                f"fitted on {self.n_features_in_} (row shape {tuple(self.input_shape_)}). Pass data with "
+                "the same columns, in the same order, as in fit."
+            )
+        if source.in_memory:
+            source.check_finite()
+        return source
+
+    def _embed(self, source, network=None):
+        network = network or self.encoder_
+        out = None
+        for start, chunk in source.iter_chunks(TRANSFORM_CHUNK_ROWS):
+            values = np.asarray(network.predict_on_batch(chunk))
+            if out is None:
+                out = np.empty((source.n_rows,) + values.shape[1:], dtype=np.float32)
+            out[start:start + len(values)] = values
+        return out
+
+    def transform(self, X):
+        """Embed ``X`` with the trained network.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
+            Rows of the same shape as in fit.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, embedding_dims)
+        """
+        return self._embed(self._check_transform_input(X))
+
+    def score_samples(self, X):
+        """Predictions of the supervised head for ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+            Class probabilities (columns in ``classes_`` order) for classification, predicted
+            values for regression.
+
+        Raises
+        ------
+        ValueError
+            If the model was trained without labels.
+        """
+        source = self._check_transform_input(X)
+        if self.supervised_head_ is None:
+            raise ValueError(
+                "score_samples needs a supervised model, but this one was fitted without Y. "
+                "Fit with labels, e.g. model.fit(X, Y)."
+            )
+        embeddings = self._embed(source)
+        return self._embed(as_row_source(embeddings), self.supervised_head_)
+
+    # ------------------------------------------------------------ persistence
+
+    def _manifest(self):
+        import keras
+
+        params = {key: value for key, value in self.get_params(deep=False).items() if key not in _UNSAVED_PARAMS}
+        if not isinstance(params["model"], str):
+            params["model"] = None
+        if not isinstance(params["distance"], str):
+            from ivis.nn.losses import loss_name
+
+            params["distance"] = loss_name(params["distance"])
+        if not isinstance(params["supervision_metric"], str):
+            params["supervision_metric"] = getattr(params["supervision_metric"], "__name__", None)
+        if isinstance(params["random_state"], np.random.RandomState):
+            params["random_state"] = None
+        if params["annoy_index_path"] is not None:
+            params["annoy_index_path"] = os.fspath(params["annoy_index_path"])
+        spec = getattr(self, "_target_spec_", None) if self.supervised_head_ is not None else None
+        return {
+            "ivis_version": __version__,
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "params": params,
+            "fitted": {
+                "input_shape": list(self.input_shape_),
+                "n_features_in": self.n_features_in_,
+                "loss_history": self.loss_history_,
+                "seed": self._seed_,
+                "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
+                "target": None if spec is None else {"kind": spec.kind, "n_outputs": spec.n_outputs, "metric_name": spec.metric_name},
+            },
+            "training": self._training_state_,
+        }
+
+    def save_model(self, folder_path, save_format="h5", overwrite=False):
+        """Save the fitted model to a folder (see :mod:`ivis.persistence` for its layout).
+
+        Parameters
+        ----------
+        folder_path : str or PathLike
+            Destination folder.
+        save_format : {'h5', 'tf', 'keras'}, default='h5'
+            Kept for compatibility: every model is saved in the same versioned ivis format
+            (Keras archives for the networks, no pickle), whatever this says.
+        overwrite : bool, default=False
+            Replace an existing model folder; without it an existing path is an error.
+        """
+        check_is_fitted(self, "encoder_")
+        if save_format not in ("h5", "tf", "keras"):
+            raise ValueError(f"save_format must be 'h5', 'tf' or 'keras'; got {save_format!r}.")
+        optimizer_variables = [np.asarray(v) for v in self.model_.optimizer.variables]
+        write_model_folder(
+            folder_path, self._manifest(), self.encoder_, self.supervised_head_, optimizer_variables, overwrite
+        )
+
+    def load_model(self, folder_path):
+        """Load a model saved with :meth:`save_model` into this estimator.
+
+        The saved parameters replace this estimator's, except ``callbacks``, ``neighbour_matrix``
+        and a callable ``distance`` (a custom loss must be given to the constructor before
+        loading). A following ``fit`` resumes training with the saved optimizer state.
+
+        Returns
+        -------
+        self : Ivis
+
+        Raises
+        ------
+        ModelFolderError
+            If the folder is not an ivis model, is corrupt, or needs a newer ivis.
+        """
+        keras = _import_keras()
+        manifest = read_manifest(folder_path)
+        params = dict(manifest.get("params", {}))
+        fitted = manifest.get("fitted", {})
+        custom_loss = self.distance if callable(self.distance) else None
+        from ivis.nn.losses import available_losses
+
+        saved_distance = params.get("distance")
+        if custom_loss is None and saved_distance not in available_losses():
+            raise ModelFolderError(
+                f"The model was trained with the custom loss {saved_distance!r}. Create the estimator "
+                f"with it before loading: Ivis(distance=<your loss function>).load_model(path), or "
+                "register it with ivis.nn.losses.register_loss."
+            )
+        encoder = read_network(folder_path, manifest["files"]["encoder"])
+        head = read_network(folder_path, HEAD_FILE) if "supervised_head" in manifest["files"] else None
+        valid = self.get_params(deep=False)
+        for key, value in params.items():
+            if key in valid and key not in _UNSAVED_PARAMS:
+                setattr(self, key, value)
+        if custom_loss is not None:
+            self.distance = custom_loss
+        if params.get("model") is None:
+            self.model = encoder.layers[1]
+        self.encoder_ = encoder
+        self.supervised_head_ = head
+        self.input_shape_ = tuple(fitted["input_shape"])
+        self.n_features_in_ = int(fitted["n_features_in"])
+        self.loss_history_ = [float(v) for v in fitted.get("loss_history", [])]
+        self._seed_ = int(fitted["seed"])
+        if fitted.get("classes") is not None:
+            self.classes_ = np.asarray(fitted["classes"])
+        target = fitted.get("target")
+        if head is not None and target:
+            from ivis.supervision import TargetSpec
+
+            self._target_spec_ = TargetSpec(target["kind"], target["n_outputs"], target["metric_name"], getattr(self, "classes_", None))
+        self._training_state_ = dict(manifest.get("training") or {"epochs_trained": len(self.loss_history_), "complete": True})
+        self.neighbour_matrix_ = None
+        self._compile(keras)
+        self._restore_optimizer(read_optimizer_variables(folder_path), folder_path)
+        return self
+
+    def _restore_optimizer(self, values, folder_path):
+        if values is None:
+            return
+        optimizer = self.model_.optimizer
+        optimizer.build(self.model_.trainable_variables)
+        variables = optimizer.variables
+        if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+            raise ModelFolderError(
+                f"The optimizer state in {os.fspath(folder_path)!r} does not match the saved networks; "
+                "the folder is corrupt or was assembled from different models."
+            )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    # ------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("model_", "encoder_", "supervised_head_", "_early_stopping")}
+        if self._is_fitted():
+            folder = tempfile.mkdtemp(prefix="ivis-pickle-")
+            try:
+                self.save_model(os.path.join(folder, "model"))
+                state["_packed_model"] = folder_to_bytes(os.path.join(folder, "model"))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        return state
+
+    def __setstate__(self, state):
+        packed = state.pop("_packed_model", None)
+        self.__dict__.update(state)
+        if packed is not None:
+            folder = tempfile.mkdtemp(prefix="ivis-unpickle-")
+            try:
+                bytes_to_folder(packed, folder)
+                distance = self.distance
+                self.load_model(folder)
+                self.distance = distance
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+def load_model(folder_path, **params):
+    """Load a saved ivis model folder and return the fitted :class:`Ivis`.
+
+    Parameters
+    ----------
+    folder_path : str or PathLike
+        A folder written by :meth:`Ivis.save_model`.
+    **params
+        Constructor arguments applied before loading, e.g. ``distance=my_custom_loss``.
+    """
+    return Ivis(**params).load_model(folder_path)

@@ -1,0 +1,1 @@
+"""Neural network parts of ivis: base networks, triplet losses, training and callbacks."""

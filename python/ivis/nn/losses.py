@@ -1,0 +1,291 @@
+"""Triplet losses for training the siamese network.
+
+Every loss takes ``(y_true, y_pred)`` where ``y_pred`` stacks the embeddings of a batch of
+triplets with shape ``(3, batch_size, embedding_dims)``: anchors, positives, negatives. The
+label argument ``y_true`` is ignored by triplet losses; it exists so that the losses fit
+Keras's loss signature.
+
+Losses are registered by name; :func:`triplet_loss` resolves a name (or passes a callable
+through) and :func:`register_loss` adds a user's own. The ``*_pn`` variants compare the
+positive distance with the *smaller* of the anchor-negative and positive-negative distances,
+so that the negative is pushed away from both other points.
+"""
+
+import keras
+from keras import ops
+
+_EPSILON = 1e-9
+
+_LOSS_REGISTRY = {}
+
+
+def register_loss(loss_fn=None, *, name=None):
+    """Register a loss class or callable under a name usable as ``Ivis(distance=name)``.
+
+    Can be used as a plain call, ``register_loss(fn, name='mine')``, or as a decorator, with
+    or without arguments. A class is instantiated with ``name=name``; a callable is stored as
+    it is. Without ``name``, the callable's ``__name__`` is used.
+
+    Parameters
+    ----------
+    loss_fn : callable or type, optional
+        A function ``(y_true, y_pred) -> loss`` taking triplets of shape
+        ``(3, batch_size, embedding_dims)``, or a loss class.
+    name : str, optional
+        The registered name.
+
+    Returns
+    -------
+    callable or type
+        ``loss_fn`` unchanged, so that the function stays usable under its own name.
+    """
+
+    def decorator(fn):
+        key = name or fn.__name__
+        _LOSS_REGISTRY[key] = fn(name=key) if isinstance(fn, type) else fn
+        return fn
+
+    if loss_fn is None:
+        return decorator
+    return decorator(loss_fn)
+
+
+def available_losses():
+    """Return the sorted names of every registered triplet loss."""
+    return sorted(_LOSS_REGISTRY)
+
+
+def triplet_loss(distance="pn"):
+    """Return the registered loss called ``distance``, or ``distance`` itself if callable.
+
+    Raises
+    ------
+    ValueError
+        If no loss is registered under that name; the message lists the valid names.
+    """
+    if callable(distance):
+        return distance
+    try:
+        return _LOSS_REGISTRY[distance]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown distance {distance!r}. Valid names are: {', '.join(available_losses())}; "
+            "or pass a callable (y_true, y_pred) -> loss, or register one with "
+            "ivis.nn.losses.register_loss."
+        ) from None
+
+
+def loss_name(distance):
+    """Return the name under which ``distance`` is (or would be) registered."""
+    if isinstance(distance, str):
+        return distance
+    for key, fn in _LOSS_REGISTRY.items():
+        if fn is distance:
+            return key
+    return getattr(distance, "name", None) or getattr(distance, "__name__", None)
+
+
+# Distances between matching rows of two (batch, dims) tensors, each returning (batch,).
+
+
+def euclidean_distance(x, y):
+    # The epsilon keeps the gradient of sqrt finite when two embeddings coincide.
+    return ops.sqrt(ops.maximum(ops.sum(ops.square(x - y), axis=-1), _EPSILON))
+
+
+def manhattan_distance(x, y):
+    return ops.sum(ops.abs(x - y), axis=-1)
+
+
+def chebyshev_distance(x, y):
+    return ops.max(ops.abs(x - y), axis=-1)
+
+
+def cosine_distance(x, y):
+    x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), _EPSILON))
+    y = y / ops.sqrt(ops.maximum(ops.sum(ops.square(y), axis=-1, keepdims=True), _EPSILON))
+    return 1.0 - ops.sum(x * y, axis=-1)
+
+
+class TripletLoss:
+    """Hinge triplet loss ``max(d(a, p) - d(a, n) + margin, 0)`` averaged over the batch.
+
+    Parameters
+    ----------
+    margin : float, default=1
+        The distance by which negatives should be further than positives.
+    name : str, optional
+        The registered name of this loss.
+    """
+
+    distance = staticmethod(euclidean_distance)
+    use_pn = False
+
+    def __init__(self, margin=1, name=None):
+        self.margin = margin
+        self.name = name or type(self).__name__
+        self.__name__ = self.name
+
+    def negative_distance(self, anchor, positive, negative):
+        anchor_negative = self.distance(anchor, negative)
+        if not self.use_pn:
+            return anchor_negative
+        return ops.minimum(anchor_negative, self.distance(positive, negative))
+
+    def __call__(self, y_true, y_pred):
+        anchor, positive, negative = y_pred[0], y_pred[1], y_pred[2]
+        positive_distance = self.distance(anchor, positive)
+        negative_distance = self.negative_distance(anchor, positive, negative)
+        return ops.mean(ops.maximum(positive_distance - negative_distance + self.margin, 0.0))
+
+
+class EuclideanTripletLoss(TripletLoss):
+    """Standard triplet loss on euclidean distances."""
+
+
+class EuclideanPnLoss(TripletLoss):
+    """pn loss on euclidean distances: ``max(d(a,p) - min(d(a,n), d(p,n)) + margin, 0)``."""
+
+    use_pn = True
+
+
+class ManhattanTripletLoss(TripletLoss):
+    """Standard triplet loss on manhattan (L1) distances."""
+
+    distance = staticmethod(manhattan_distance)
+
+
+class ManhattanPnLoss(ManhattanTripletLoss):
+    """pn loss on manhattan (L1) distances."""
+
+    use_pn = True
+
+
+class ChebyshevTripletLoss(TripletLoss):
+    """Standard triplet loss on chebyshev (L-infinity) distances."""
+
+    distance = staticmethod(chebyshev_distance)
+
+
+class ChebyshevPnLoss(ChebyshevTripletLoss):
+    """pn loss on chebyshev (L-infinity) distances."""
+
+    use_pn = True
+
+
+class CosineTripletLoss(TripletLoss):
+    """Standard triplet loss on cosine distances (one minus cosine similarity)."""
+
+    distance = staticmethod(cosine_distance)
+
+
+class CosinePnLoss(CosineTripletLoss):
+    """pn loss on cosine distances."""
+
+    use_pn = True
+
+
+class EuclideanSoftmaxRatioLoss(TripletLoss):
+    """Softmax ratio loss on euclidean distances.
+
+    With ``s+, s- = softmax(d(a, p), d_neg)`` over each triplet, the loss is the mean of
+    ``s+^2 + (1 - s-)^2``: zero when the negative is infinitely further than the positive.
+    """
+
+    def __init__(self, name=None):
+        super().__init__(margin=0, name=name)
+
+    def __call__(self, y_true, y_pred):
+        anchor, positive, negative = y_pred[0], y_pred[1], y_pred[2]
+        positive_distance = self.distance(anchor, positive)
+        negative_distance = self.negative_distance(anchor, positive, negative)
+        # softmax of two values, written with a shared maximum for numerical stability
+        top = ops.maximum(positive_distance, negative_distance)
+        exp_positive = ops.exp(positive_distance - top)
+        exp_negative = ops.exp(negative_distance - top)
+        total = exp_positive + exp_negative
+        soft_positive = exp_positive / total
+        soft_negative = exp_negative / total
+        return ops.mean(ops.square(soft_positive) + ops.square(1.0 - soft_negative))
+
+
+class EuclideanSoftmaxRatioPnLoss(EuclideanSoftmaxRatioLoss):
+    """Softmax ratio loss using the pn negative distance ``min(d(a,n), d(p,n))``."""
+
+    use_pn = True
+
+
+for _name, _cls in [
+    ("pn", EuclideanPnLoss),
+    ("euclidean", EuclideanTripletLoss),
+    ("manhattan_pn", ManhattanPnLoss),
+    ("manhattan", ManhattanTripletLoss),
+    ("chebyshev", ChebyshevTripletLoss),
+    ("chebyshev_pn", ChebyshevPnLoss),
+    ("softmax_ratio_pn", EuclideanSoftmaxRatioPnLoss),
+    ("softmax_ratio", EuclideanSoftmaxRatioLoss),
+    ("cosine", CosineTripletLoss),
+    ("cosine_pn", CosinePnLoss),
+]:
+    register_loss(_cls, name=_name)
+
+
+class KerasTripletLoss(keras.losses.Loss):
+    """Adapts a triplet loss callable to :class:`keras.losses.Loss` for ``compile``."""
+
+    def __init__(self, fn, name="triplet_loss"):
+        super().__init__(name=name, reduction="sum_over_batch_size")
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+class MaskedSupervisedLoss(keras.losses.Loss):
+    """A supervised loss averaged over the labelled rows of a batch only.
+
+    Rows whose target is missing (``-1`` class labels, NaN values) add nothing, and a batch
+    with no labelled row contributes zero loss and so no gradient: unlabelled rows never
+    dilute the supervised signal.
+
+    Parameters
+    ----------
+    fn : callable
+        A per-sample Keras loss function ``(y_true, y_pred) -> (batch,)``.
+    sparse : bool
+        True for integer class labels (missing = -1), False for real-valued rows
+        (missing = NaN anywhere in the row).
+    """
+
+    def __init__(self, fn, sparse, name="supervised_loss"):
+        super().__init__(name=name, reduction="sum_over_batch_size")
+        self.fn = fn
+        self.sparse = sparse
+
+    def call(self, y_true, y_pred):
+        if self.sparse:
+            y_true = ops.reshape(y_true, (-1,))
+            labelled = y_true >= 0
+            y_true = ops.where(labelled, y_true, ops.zeros_like(y_true))
+        else:
+            finite = ops.isfinite(y_true)
+            labelled = ops.all(finite, axis=-1)
+            y_true = ops.where(finite, y_true, ops.zeros_like(y_true))
+        per_row = self.fn(y_true, y_pred)
+        weights = ops.cast(labelled, per_row.dtype)
+        return ops.sum(per_row * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def semi_supervised_loss(loss_function):
+    """Wrap a per-sample supervised loss so that rows labelled ``-1`` are ignored.
+
+    The returned function averages ``loss_function`` over the labelled rows of a batch
+    only; a batch without labels gives zero.
+    """
+    masked = MaskedSupervisedLoss(loss_function, sparse=True)
+
+    def loss(y_true, y_pred):
+        return masked.call(y_true, y_pred)
+
+    loss.__name__ = f"semi_supervised_{getattr(loss_function, '__name__', 'loss')}"
+    return loss

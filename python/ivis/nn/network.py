@@ -1,0 +1,127 @@
+"""Base networks, the encoder, and the siamese triplet network that trains it.
+
+The three named base networks are stacks of dense SELU layers (LeCun-normal initialisation,
+AlphaDropout between layers) that keep activations self-normalising. The encoder appends a
+linear embedding layer to a base network; the triplet network applies that one encoder to the
+anchor, positive and negative inputs and stacks the three embeddings for the triplet loss.
+"""
+
+import keras
+from keras import ops
+
+BASE_NETWORK_SIZES = {
+    "szubert": (128, 128, 128),
+    "hinton": (2000, 1000, 500),
+    "maaten": (500, 500, 2000),
+}
+DROPOUT_RATE = 0.1
+
+
+def _seed(seed, offset):
+    # A seeded Keras initializer draws the same values on every call, so each layer gets its
+    # own seed derived from the model's.
+    return None if seed is None else int(seed) + offset
+
+
+def dense_selu_network(input_shape, units, name, seed=None):
+    """Build a base network of dense SELU layers with AlphaDropout between them.
+
+    Inputs with more than one axis per row are flattened first.
+    """
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = inputs if len(input_shape) == 1 else keras.layers.Flatten()(inputs)
+    for i, width in enumerate(units):
+        if i > 0:
+            x = keras.layers.AlphaDropout(DROPOUT_RATE, seed=_seed(seed, 100 + i))(x)
+        x = keras.layers.Dense(
+            width,
+            activation="selu",
+            kernel_initializer=keras.initializers.LecunNormal(seed=_seed(seed, i)),
+        )(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def szubert(input_shape, seed=None):
+    """The default base network: three dense SELU layers of 128 units."""
+    return dense_selu_network(input_shape, BASE_NETWORK_SIZES["szubert"], "szubert", seed)
+
+
+def hinton(input_shape, seed=None):
+    """A wide base network: dense SELU layers of 2000, 1000 and 500 units."""
+    return dense_selu_network(input_shape, BASE_NETWORK_SIZES["hinton"], "hinton", seed)
+
+
+def maaten(input_shape, seed=None):
+    """A base network of dense SELU layers of 500, 500 and 2000 units."""
+    return dense_selu_network(input_shape, BASE_NETWORK_SIZES["maaten"], "maaten", seed)
+
+
+def base_network(model_name, input_shape, seed=None):
+    """Return the named base network for rows of ``input_shape``.
+
+    Raises
+    ------
+    ValueError
+        If ``model_name`` is not one of the named networks (the message lists them).
+    """
+    if model_name not in BASE_NETWORK_SIZES:
+        raise ValueError(
+            f"Unknown model {model_name!r}. Valid names are: {', '.join(BASE_NETWORK_SIZES)}; "
+            "or pass a keras.Model to use as the base network."
+        )
+    units = BASE_NETWORK_SIZES[model_name]
+    return dense_selu_network(input_shape, units, model_name, seed)
+
+
+def copy_user_model(model):
+    """Return a copy of a user's Keras model with the same weights, leaving theirs untouched.
+
+    Models that Keras cannot clone (some subclassed models) are used as they are.
+    """
+    try:
+        clone = keras.models.clone_model(model)
+    except Exception:  # noqa: BLE001 - any cloning failure means: train the original
+        return model
+    if model.built and clone.built:
+        clone.set_weights(model.get_weights())
+    return clone
+
+
+def build_encoder(base, input_shape, embedding_dims, seed=None):
+    """Append a linear, Glorot-uniform embedding layer of ``embedding_dims`` to ``base``."""
+    inputs = keras.Input(shape=tuple(input_shape))
+    features = base(inputs)
+    if len(features.shape) > 2:
+        features = keras.layers.Flatten()(features)
+    embedding = keras.layers.Dense(
+        embedding_dims,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, 1000)),
+        name="embedding",
+    )(features)
+    return keras.Model(inputs, embedding, name="encoder")
+
+
+class StackTriplets(keras.layers.Layer):
+    """Stack anchor, positive and negative embeddings into shape ``(3, batch, dims)``."""
+
+    def call(self, anchor, positive, negative):
+        return ops.stack([anchor, positive, negative], axis=0)
+
+    def compute_output_shape(self, anchor_shape, positive_shape, negative_shape):
+        return (3,) + tuple(anchor_shape)
+
+
+def triplet_network(encoder, supervised_head=None):
+    """Build the training network around a shared ``encoder``.
+
+    The network takes the anchor, positive and negative batches as three inputs (so that
+    ``network.layers[3]`` is the encoder) and outputs the stacked triplet embeddings, plus,
+    in supervised mode, the head's predictions for the anchors.
+    """
+    input_shape = encoder.inputs[0].shape[1:]
+    inputs = [keras.Input(shape=input_shape, name=name) for name in ("anchor", "positive", "negative")]
+    embeddings = [encoder(x) for x in inputs]
+    stacked = StackTriplets(name="triplets")(*embeddings)
+    if supervised_head is None:
+        return keras.Model(inputs, stacked, name="ivis")
+    return keras.Model(inputs, [stacked, supervised_head(embeddings[0])], name="ivis")

@@ -1,0 +1,149 @@
+"""Feeding triplets to Keras and the callbacks that steer a training run.
+
+:class:`TripletBatches` yields batches of (anchor, positive, negative) rows. Each batch is
+sampled from its own random stream, seeded by (seed, epoch, batch number), so a run is
+repeatable and a resumed run samples exactly what an uninterrupted one would have.
+"""
+
+import math
+import time
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from ivis.data.triplets import epoch_anchor_order, sample_triplets
+
+# Value of the label output for rows without a label (semi-supervised training).
+MISSING_LABEL = -1
+
+
+class TripletBatches(keras.utils.PyDataset):
+    """A Keras dataset of triplet batches over a :class:`~ivis.data.inputs.RowSource`.
+
+    Parameters
+    ----------
+    source : RowSource
+        The training rows.
+    neighbours : ndarray, NeighbourMatrix or Sequence
+        Neighbour lists of every row.
+    batch_size : int
+        Anchors per batch.
+    seed : int
+        Seed of every random draw.
+    shuffle_mode : {True, False, 'batch'}
+        How anchors are ordered each epoch; see :func:`~ivis.data.triplets.epoch_anchor_order`.
+    labels : ndarray, optional
+        Targets of every row for supervised training.
+    initial_epoch : int, default=0
+        The epoch the first batch belongs to (non-zero when training resumes).
+    """
+
+    def __init__(self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0):
+        super().__init__()
+        self.source = source
+        self.neighbours = neighbours
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.shuffle_mode = shuffle_mode
+        self.labels = labels
+        self.epoch = int(initial_epoch)
+        self._order = self._anchor_order()
+
+    def _anchor_order(self):
+        rng = np.random.default_rng([self.seed, self.epoch, 0xA11C])
+        return epoch_anchor_order(self.source.n_rows, self.batch_size, self.shuffle_mode, rng)
+
+    def __len__(self):
+        return math.ceil(self.source.n_rows / self.batch_size)
+
+    def __getitem__(self, i):
+        anchors = self._order[i * self.batch_size:(i + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        positives, negatives = sample_triplets(anchors, self.neighbours, self.source.n_rows, rng)
+        # One read for all three roles: out-of-core sources fetch it as one sorted request.
+        rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
+        n = len(anchors)
+        x = (rows[:n], rows[n:2 * n], rows[2 * n:])
+        if self.labels is None:
+            return x, np.zeros((n,), dtype=np.float32)
+        return x, (np.zeros((n,), dtype=np.float32), self.labels[anchors])
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._anchor_order()
+
+
+class EarlyStoppingOnLoss(keras.callbacks.Callback):
+    """Stop when the training loss has not improved for ``patience`` epochs.
+
+    Unlike :class:`keras.callbacks.EarlyStopping`, its state (best loss, epochs waited)
+    can be saved and restored, so that a resumed run stops exactly where an uninterrupted
+    one would have.
+    """
+
+    def __init__(self, patience, best=np.inf, wait=0):
+        super().__init__()
+        self.patience = int(patience)
+        self.best = float(best)
+        self.wait = int(wait)
+        self.stopped_early = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or not np.isfinite(loss):
+            return
+        if loss < self.best:
+            self.best = float(loss)
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+    def state(self):
+        return {"best": self.best if np.isfinite(self.best) else None, "wait": self.wait}
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training with a clear error when the loss becomes NaN or infinite."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f"The training loss became {loss} at epoch {epoch + 1}. Scale the data (e.g. "
+                "StandardScaler or MinMaxScaler) or use a smaller learning rate / batch size."
+            )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A tqdm bar over epochs showing the loss, and timing of every epoch."""
+
+    def __init__(self, total_epochs, initial_epoch=0, show=True):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.initial_epoch = initial_epoch
+        self.show = show
+        self.epoch_seconds = []
+        self._bar = None
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._bar = tqdm(
+            total=self.total_epochs, initial=self.initial_epoch, desc="Training", unit="epoch",
+            disable=not self.show,
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self._bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.4f}")
+        self._bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self._bar.close()

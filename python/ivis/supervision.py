@@ -1,0 +1,199 @@
+"""Targets for supervised and semi-supervised training.
+
+:func:`prepare_targets` turns the ``Y`` a user passes to ``fit`` into what the supervised
+head trains on, according to ``supervision_metric``:
+
+- ``sparse``: class labels of any type (integers, strings, pandas Categorical), encoded as
+  positions in ``classes_``; missing labels (``-1``, ``None``, ``NaN``) become ``-1``.
+- ``onehot``: one-hot rows (``categorical_crossentropy``, ``categorical_hinge``).
+- ``multilabel``: rows of 0/1 indicators (``binary_crossentropy``).
+- ``regression``: real values, one or several targets per row.
+
+For the last three kinds a row is missing when it holds a NaN (or, for one-hot and
+multi-label rows, when every entry is -1). Missing rows train only the triplet loss.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPARSE_METRICS = ("sparse_categorical_crossentropy",)
+ONEHOT_METRICS = ("categorical_crossentropy", "categorical_hinge", "categorical_focal_crossentropy")
+MULTILABEL_METRICS = ("binary_crossentropy", "binary_focal_crossentropy")
+LINEAR_HEAD_METRICS = ("categorical_hinge", "hinge", "squared_hinge")
+MISSING = -1
+
+
+@dataclass
+class TargetSpec:
+    """What the supervised head predicts and how its loss treats missing rows."""
+
+    kind: str
+    n_outputs: int
+    metric_name: str
+    classes: np.ndarray = None
+
+    @property
+    def activation(self):
+        if self.metric_name in LINEAR_HEAD_METRICS or self.kind == "regression":
+            return "linear"
+        return "sigmoid" if self.kind == "multilabel" else "softmax"
+
+
+def canonical_metric_name(metric):
+    """The Keras name of a loss given by name or function (e.g. 'mae' -> 'mean_absolute_error')."""
+    if not isinstance(metric, str):
+        return getattr(metric, "__name__", type(metric).__name__)
+    import keras  # deferred: only supervised fits need it
+
+    try:
+        fn = keras.losses.get(metric)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"Unknown supervision_metric {metric!r}. Use the name of a Keras loss, e.g. "
+            "'sparse_categorical_crossentropy', 'categorical_crossentropy', 'categorical_hinge', "
+            "'binary_crossentropy', 'mae', 'mse', 'logcosh' or 'huber'; or pass a loss function."
+        ) from None
+    return getattr(fn, "__name__", getattr(fn, "name", metric))
+
+
+def metric_kind(name):
+    if name in SPARSE_METRICS:
+        return "sparse"
+    if name in ONEHOT_METRICS:
+        return "onehot"
+    if name in MULTILABEL_METRICS:
+        return "multilabel"
+    return "regression"
+
+
+def _missing_label_mask(labels):
+    """True where a 1-D label array marks a missing label (-1, None, NaN, pandas NA)."""
+    if labels.dtype.kind in "iu":
+        return labels == MISSING
+    if labels.dtype.kind == "f":
+        return np.isnan(labels) | (labels == MISSING)
+    missing = np.zeros(len(labels), dtype=bool)
+    for i, value in enumerate(labels):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is getattr(_pandas_na(), "NA", object()):
+            missing[i] = True
+        elif isinstance(value, (int, np.integer)) and value == MISSING:
+            missing[i] = True
+    return missing
+
+
+def _pandas_na():
+    try:
+        import pandas
+
+        return pandas
+    except ImportError:
+        return None
+
+
+def _encode_sparse(Y, classes):
+    if hasattr(Y, "cat") or type(Y).__name__ == "Categorical":
+        categorical = getattr(Y, "cat", None) or Y
+        codes = np.asarray(getattr(Y, "cat", Y).codes if hasattr(Y, "cat") else Y.codes, dtype=np.int64)
+        categories = np.asarray(categorical.categories)
+        if classes is not None and not np.array_equal(np.asarray(classes), categories):
+            return _encode_sparse(np.asarray(Y, dtype=object), classes)
+        return codes, categories
+    labels = np.asarray(Y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"supervision_metric='sparse_categorical_crossentropy' needs one class label per row "
+            f"(shape (n_samples,)); got Y of shape {labels.shape}. For one-hot Y use "
+            "'categorical_crossentropy'; for several labels per row use 'binary_crossentropy'."
+        )
+    missing = _missing_label_mask(labels)
+    present = labels[~missing]
+    if labels.dtype.kind == "f" and len(present) and np.all(present == np.round(present)):
+        present = present.astype(np.int64)
+    if classes is None:
+        try:
+            classes = np.unique(present)
+        except TypeError:
+            raise TypeError("Class labels in Y must be all numbers or all strings, not a mix.") from None
+    encoded = np.full(len(labels), MISSING, dtype=np.int64)
+    positions = np.searchsorted(classes, present)
+    positions = np.clip(positions, 0, len(classes) - 1)
+    unknown = classes[positions] != present
+    if np.any(unknown):
+        raise ValueError(
+            f"Y holds labels the model was not trained on: {sorted(set(present[unknown].tolist()))[:10]}. "
+            f"Known classes: {list(classes)[:20]}."
+        )
+    encoded[~missing] = positions
+    return encoded, classes
+
+
+def prepare_targets(Y, metric, n_rows, classes=None):
+    """Check ``Y`` against ``metric`` and return ``(encoded_targets, TargetSpec)``.
+
+    Parameters
+    ----------
+    Y : array-like
+        The targets passed to ``fit``.
+    metric : str or callable
+        ``supervision_metric``.
+    n_rows : int
+        Number of rows of X.
+    classes : ndarray, optional
+        Classes of an already fitted model (continuing training keeps the encoding).
+
+    Raises
+    ------
+    ValueError
+        If Y's length differs from X's, every label is missing, or Y's format does not suit
+        the metric (the message says which format it needs).
+    """
+    name = canonical_metric_name(metric)
+    kind = metric_kind(name)
+    if len(Y) != n_rows:
+        raise ValueError(f"Y has {len(Y)} labels but X has {n_rows} rows; pass one label per row.")
+    if kind == "sparse":
+        encoded, classes = _encode_sparse(Y, classes)
+        missing = encoded == MISSING
+        spec = TargetSpec(kind, len(classes), name, np.asarray(classes))
+        targets = encoded.astype(np.int32)
+    else:
+        values = np.asarray(Y, dtype=np.float64) if not hasattr(Y, "toarray") else Y.toarray().astype(np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2:
+            raise ValueError(f"Y for supervision_metric={name!r} must be 1- or 2-dimensional; got shape {values.shape}.")
+        missing = np.isnan(values).any(axis=1)
+        if kind in ("onehot", "multilabel"):
+            missing |= (values == MISSING).all(axis=1)
+            observed = values[~missing]
+            if not np.isin(observed, (0, 1)).all():
+                need = "one-hot rows (e.g. keras.utils.to_categorical(labels))" if kind == "onehot" else "rows of 0/1 indicators, one column per label"
+                raise ValueError(
+                    f"supervision_metric={name!r} needs Y as {need}; got values other than 0 and 1. "
+                    "For integer class labels use 'sparse_categorical_crossentropy'."
+                )
+            if kind == "onehot" and values.shape[1] < 2:
+                raise ValueError(
+                    f"supervision_metric={name!r} needs one-hot Y with one column per class; got a "
+                    "single column. For integer class labels use 'sparse_categorical_crossentropy'."
+                )
+            if kind == "onehot" and np.any(observed.sum(axis=1) != 1):
+                raise ValueError(f"supervision_metric={name!r} needs exactly one 1 per row of one-hot Y.")
+        spec = TargetSpec(kind, values.shape[1], name)
+        if classes is not None and len(classes) != spec.n_outputs:
+            raise ValueError(f"Y has {spec.n_outputs} columns; the model was trained with {len(classes)}.")
+        targets = np.where(missing[:, None], np.nan, values).astype(np.float32)
+    if missing.all():
+        raise ValueError(
+            "Every label in Y is missing; supervised training needs at least one labelled row. "
+            "Fit without Y for an unsupervised embedding."
+        )
+    if missing.any() and not isinstance(metric, str):
+        raise ValueError(
+            "Y has missing labels, but a custom supervision_metric function cannot be masked. Use a "
+            "Keras loss name (e.g. 'sparse_categorical_crossentropy' or 'mae') or remove the missing rows."
+        )
+    return targets, spec

@@ -379,7 +379,7 @@ class Ivis(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------- training
 
     def _train(self, keras, source, neighbours, targets, shuffle_mode):
-        from ivis.nn.training import EarlyStoppingOnLoss, EpochProgress, StopOnNonFiniteLoss, TripletBatches
+        from ivis.nn.training import EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TripletBatches
 
         state = self._training_state_
         resuming = not state["complete"]
@@ -404,7 +404,8 @@ class Ivis(TransformerMixin, BaseEstimator):
             batches,
             epochs=total_epochs,
             initial_epoch=initial_epoch,
-            callbacks=[StopOnNonFiniteLoss(), early_stopping, progress, *user_callbacks],
+            callbacks=[EpochSync(batches), StopOnNonFiniteLoss(), early_stopping, progress, *user_callbacks],
+            shuffle=False,  # batches are already shuffled, reproducibly, by TripletBatches
             verbose=0,
         )
         losses = [float(v) for v in history.history.get("loss", [])]

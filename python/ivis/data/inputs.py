@@ -163,7 +163,8 @@ class IndexedSource(RowSource):
 
 
 def _is_h5py_dataset(X):
-    return type(X).__module__.startswith("h5py") and hasattr(X, "id") and hasattr(X, "dtype")
+    # Type checks only: touching attributes of a dataset whose file is closed raises.
+    return type(X).__module__.startswith("h5py") and type(X).__name__ == "Dataset"
 
 
 def _check_h5py_dataset(X, name):
@@ -176,8 +177,14 @@ def _check_h5py_dataset(X, name):
         raise TypeError(f"The HDF5 dataset given as {name} has non-numeric dtype {X.dtype}.")
 
 
+def _is_numeric_column(dtype):
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return is_numeric_dtype(dtype) and not is_bool_dtype(dtype)
+
+
 def _dataframe_to_array(X, name):
-    non_numeric = [str(c) for c, dtype in X.dtypes.items() if not np.issubdtype(dtype, np.number) or dtype == bool]
+    non_numeric = [str(c) for c, dtype in X.dtypes.items() if not _is_numeric_column(dtype)]
     if non_numeric:
         raise TypeError(
             f"{name} has non-numeric columns: {', '.join(non_numeric)}. Encode them as numbers "

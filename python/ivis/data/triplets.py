@@ -34,10 +34,12 @@ def epoch_anchor_order(n_rows, batch_size, shuffle_mode, rng):
     if shuffle_mode is True:
         return rng.permutation(n_rows)
     if shuffle_mode == "batch":
-        n_blocks = -(-n_rows // batch_size)
-        blocks = rng.permutation(n_blocks)
-        starts = blocks * batch_size
-        return np.concatenate([np.arange(s, min(s + batch_size, n_rows)) for s in starts])
+        # Only full blocks are shuffled; a short last block stays last, so that batch i of the
+        # epoch is exactly block i and never straddles two blocks.
+        n_full = n_rows // batch_size
+        starts = rng.permutation(n_full) * batch_size
+        order = (starts[:, None] + np.arange(batch_size)).ravel()
+        return np.concatenate([order, np.arange(n_full * batch_size, n_rows)])
     return np.arange(n_rows)
 
 

@@ -69,9 +69,27 @@ class TripletBatches(keras.utils.PyDataset):
             return x, np.zeros((n,), dtype=np.float32)
         return x, (np.zeros((n,), dtype=np.float32), self.labels[anchors])
 
+    def set_epoch(self, epoch):
+        """Prepare the anchor order of ``epoch``; batches then sample from that epoch's streams."""
+        if epoch != self.epoch:
+            self.epoch = int(epoch)
+            self._order = self._anchor_order()
+
     def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._anchor_order()
+        # Keras also calls this outside epoch boundaries (after peeking at batches), so the
+        # epoch is set explicitly by EpochSync instead of counted here.
+        pass
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tell a :class:`TripletBatches` which epoch is starting."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
 
 
 class EarlyStoppingOnLoss(keras.callbacks.Callback):

@@ -226,10 +226,11 @@ class AnnoyKnnMatrix(NeighbourMatrix):
             index.load(index_path)
         except OSError as error:
             raise ValueError(f"Cannot load the Annoy index at {index_path!r}: {error}.") from None
-        if index.get_n_items() != data_shape[0]:
+        n_items = index.get_n_items()
+        if n_items != data_shape[0]:
             index.unload()
             raise ValueError(
-                f"The Annoy index at {index_path!r} holds {index.get_n_items()} items, but the data "
+                f"The Annoy index at {index_path!r} holds {n_items} items, but the data "
                 f"has {data_shape[0]} rows. Build a new index for this data (annoy_index_path=None)."
             )
         return cls(index, data_shape[0], index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs)
@@ -283,6 +284,11 @@ class AnnoyKnnMatrix(NeighbourMatrix):
 
     def save(self, path):
         """Save the index to ``path``."""
+        if os.path.isfile(self.index_path):
+            # Annoy cannot re-save an index built on disk; its file is already complete.
+            if os.path.abspath(path) != os.path.abspath(self.index_path):
+                shutil.copyfile(self.index_path, path)
+            return
         self.index.save(path)
 
     def unload(self):

@@ -1,0 +1,46 @@
+"""Shared fixtures: small datasets and fast estimator settings."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Settings that train a usable model in a second or two on a few hundred rows.
+FAST = dict(k=5, epochs=3, batch_size=32, verbose=0, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def iris():
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import MinMaxScaler
+
+    data = load_iris()
+    return MinMaxScaler().fit_transform(data.data).astype(np.float32), data.target
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import MinMaxScaler
+
+    data = load_digits()
+    return MinMaxScaler().fit_transform(data.data).astype(np.float32), data.target
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    """Three well separated clusters: any working embedding keeps them apart."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_samples=300, n_features=10, centers=3, cluster_std=1.0, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def fitted_blobs(blobs):
+    from ivis import Ivis
+
+    X, _ = blobs
+    return Ivis(**FAST).fit(X)

@@ -244,10 +244,12 @@ def test_non_finite_values_are_reported(blobs, value):
 
 
 def test_empty_single_row_and_one_dimensional_input():
-    with pytest.raises(ValueError, match="at least 2 row"):
+    with pytest.raises(ValueError, match="0 sample"):
         Ivis(**FAST).fit(np.empty((0, 4)))
-    with pytest.raises(ValueError, match="at least 2 row"):
+    with pytest.raises(ValueError, match="1 sample.*minimum of 2"):
         Ivis(**FAST).fit(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="0 feature"):
+        Ivis(**FAST).fit(np.empty((5, 0)))
     with pytest.raises(ValueError, match="2-dimensional"):
         Ivis(**FAST).fit(np.ones(10))
 
@@ -260,7 +262,7 @@ def test_non_numeric_input():
 def test_transform_errors(fitted_blobs):
     with pytest.raises(NotFittedError):
         Ivis().transform(np.ones((3, 10)))
-    with pytest.raises(ValueError, match="X has 4 features .* fitted on 10"):
+    with pytest.raises(ValueError, match="X has 4 features, but Ivis is expecting 10 features"):
         fitted_blobs.transform(np.ones((3, 4)))
     with pytest.raises(ValueError, match="score_samples needs a supervised model"):
         fitted_blobs.score_samples(np.ones((3, 10)))

@@ -152,6 +152,8 @@ def prepare_targets(Y, metric, n_rows, classes=None):
     """
     name = canonical_metric_name(metric)
     kind = metric_kind(name)
+    if not (hasattr(Y, "cat") or type(Y).__name__ == "Categorical" or hasattr(Y, "toarray")):
+        Y = np.asarray(Y)
     if len(Y) != n_rows:
         raise ValueError(f"Y has {len(Y)} labels but X has {n_rows} rows; pass one label per row.")
     if kind == "sparse":

@@ -222,15 +222,7 @@ def as_row_source(X, name="X", min_rows=1):
         _check_h5py_dataset(X, name)
         source = IndexedSource(X, name)
     elif isinstance(X, np.ndarray) or isinstance(X, (list, tuple)) or hasattr(X, "__array__") and not hasattr(X, "get_batch"):
-        array = np.asarray(X)
-        if array.dtype == bool:
-            array = array.astype(np.float32)
-        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-            raise TypeError(
-                f"{name} must be numeric; got an array of dtype {array.dtype}. Convert or "
-                "encode non-numeric columns before fitting."
-            )
-        source = ArraySource(array, name)
+        source = ArraySource(_numeric_array(X, name), name)
     elif hasattr(X, "shape") and hasattr(X, "__getitem__"):
         source = IndexedSource(X, name)
     else:
@@ -241,13 +233,39 @@ def as_row_source(X, name="X", min_rows=1):
     if len(source.shape) < 2:
         raise ValueError(
             f"{name} must be at least 2-dimensional (rows x features); got shape {source.shape}. "
-            "Reshape a single feature with X.reshape(-1, 1), or a single row with X.reshape(1, -1)."
+            "Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single row."
         )
-    if source.n_rows < min_rows or source.n_features == 0:
+    if source.n_features == 0:
+        raise ValueError(f"0 feature(s) (shape={source.shape}) while a minimum of 1 is required.")
+    if source.n_rows < min_rows:
         raise ValueError(
-            f"{name} has shape {source.shape}; at least {min_rows} row(s) and one feature are needed."
+            f"Found {name} with {source.n_rows} sample(s) (shape={source.shape}) while a minimum of "
+            f"{min_rows} is required: ivis learns from neighbouring samples."
         )
     return source
+
+
+def _numeric_array(X, name):
+    """``X`` as a real-valued NumPy array, or a clear error."""
+    array = np.asarray(X)
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}.")
+    if array.dtype == bool:
+        return array.astype(np.float32)
+    if array.dtype == object:
+        try:
+            return array.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{name} has values that are not numbers ({error}); each argument must be a string or a "
+                "number convertible to float. Encode categorical columns (e.g. one-hot) before fitting."
+            ) from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise TypeError(
+            f"{name} must be numeric; got an array of dtype {array.dtype}. Convert or encode "
+            "non-numeric columns before fitting."
+        )
+    return array
 
 
 def is_integer(value):

@@ -137,6 +137,27 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             )
 
 
+class TrainingRecorder(keras.callbacks.Callback):
+    """Record each finished epoch on the estimator as it happens.
+
+    The loss history and the resumable training state are therefore current whenever a
+    later callback (a checkpoint, say) saves the model, and survive an interrupted run.
+    """
+
+    def __init__(self, estimator, early_stopping):
+        super().__init__()
+        self.estimator = estimator
+        self.early_stopping = early_stopping
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.estimator.loss_history_.append(float((logs or {}).get("loss", float("nan"))))
+        self.estimator._training_state_ = {
+            "epochs_trained": int(epoch) + 1,
+            "complete": False,
+            "early_stopping": self.early_stopping.state(),
+        }
+
+
 class EpochProgress(keras.callbacks.Callback):
     """A tqdm bar over epochs showing the loss, and timing of every epoch."""
 

@@ -51,13 +51,13 @@ def main(spec_path):
     wl = workloads.load(spec["workload"], spec.get("max_rows"))
     result["load_seconds"] = time.perf_counter() - start
     result["shape"] = list(wl.shape)
-    result["memory_before_fit"] = procstat.read_status()
-    result["ru_maxrss_before_fit"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["memory_after_load"] = procstat.read_status()
 
     fit_params = dict(spec.get("fit_params") or {})
     out = methods.run(spec["method"], wl.X, spec.get("params") or {}, fit_params)
 
     result["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["memory_before_fit"] = out.memory_before_fit
     result["memory_after_fit"] = procstat.read_status()
     result["wall"] = out.wall
     result["import_seconds"] = out.import_seconds
@@ -87,7 +87,9 @@ def _write_error(spec_path, exc):
         with open(spec_path) as f:
             out_dir = json.load(f)["out_dir"]
         with open(os.path.join(out_dir, "error.json"), "w") as f:
-            json.dump({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}, f, indent=1)
+            json.dump(
+                {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}, f, indent=1
+            )
     except Exception:
         pass
 

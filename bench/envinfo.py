@@ -7,8 +7,18 @@ import subprocess
 
 # Distributions whose versions the report lists, for either environment.
 DISTRIBUTIONS = (
-    "numpy", "scipy", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras", "umap-learn",
-    "pynndescent", "numba", "annoy", "h5py", "ivis",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "umap-learn",
+    "pynndescent",
+    "numba",
+    "annoy",
+    "h5py",
+    "ivis",
 )
 
 _VERSIONS_SNIPPET = r"""
@@ -101,7 +111,10 @@ def versions(python, env=None, timeout=120):
     try:
         proc = subprocess.run(
             [python, "-c", _VERSIONS_SNIPPET % (DISTRIBUTIONS,)],
-            capture_output=True, text=True, timeout=timeout, env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": repr(exc)}
@@ -112,6 +125,7 @@ def versions(python, env=None, timeout=120):
 
 def git_state(repo):
     """Commit and whether the working tree has changes (read-only git calls)."""
+
     def git(*args):
         proc = subprocess.run(
             ["git", "--no-optional-locks", "-C", repo, *args], capture_output=True, text=True
@@ -119,4 +133,7 @@ def git_state(repo):
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "modified_tracked_files": None if status is None else bool(status)}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "modified_tracked_files": None if status is None else bool(status),
+    }

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import procstat
+
 NAMES = ("ivis", "umap", "pca", "ivis_prev")
 
 
@@ -35,6 +37,9 @@ class MethodOutput:
     loss_history : list of float
     info : dict
         Effective parameters and anything else worth keeping.
+    memory_before_fit : dict
+        ``/proc/self/status`` memory fields just before ``fit_transform`` (after imports and
+        data loading): the baseline the peaks grow from.
     """
 
     embedding: np.ndarray
@@ -45,6 +50,15 @@ class MethodOutput:
     timings: dict = field(default_factory=dict)
     loss_history: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    memory_before_fit: dict = field(default_factory=dict)
+
+
+def _timed(fit):
+    """Call ``fit()``; return its result, the seconds it took and the memory just before."""
+    before = procstat.read_status()
+    start = time.perf_counter()
+    result = fit()
+    return result, time.perf_counter() - start, before
 
 
 def run(method, X, params, fit_params=None):
@@ -100,20 +114,22 @@ def _fit_ivis(Ivis, X, params, fit_params):
     params, dropped = _accepted(Ivis.__init__, params)
     model = Ivis(**params)
     fit_params, dropped_fit = _accepted(model.fit_transform, fit_params)
-    start = time.perf_counter()
-    embedding = model.fit_transform(X, **fit_params)
-    wall = time.perf_counter() - start
+    embedding, wall, before = _timed(lambda: model.fit_transform(X, **fit_params))
     info = {"effective_params": params, "dropped_params": dropped, "dropped_fit_params": dropped_fit}
-    return model, np.asarray(embedding), wall, info
+    return model, np.asarray(embedding), wall, before, info
 
 
 def _run_ivis(X, params, fit_params):
     start = time.perf_counter()
     import ivis
+
+    # ivis loads Keras lazily; load it (and its backend) here so that, as for the previous
+    # release, the seconds of importing TensorFlow stay out of the fit_transform time.
+    import keras  # noqa: F401
     from ivis import Ivis
 
     import_seconds = time.perf_counter() - start
-    model, embedding, wall, info = _fit_ivis(Ivis, X, params, fit_params)
+    model, embedding, wall, before, info = _fit_ivis(Ivis, X, params, fit_params)
     info["ivis_version"] = getattr(ivis, "__version__", None)
     info["ivis_file"] = getattr(ivis, "__file__", None)
 
@@ -138,6 +154,7 @@ def _run_ivis(X, params, fit_params):
         timings,
         losses,
         info,
+        before,
     )
 
 
@@ -156,16 +173,18 @@ def _run_ivis_prev(X, params, fit_params):
     store = {"epoch_seconds": []}
     params["callbacks"] = list(params.get("callbacks") or []) + [_timing_callback(tf.keras, store)]
     start_fit = time.perf_counter()
-    model, embedding, wall, info = _fit_ivis(Ivis, X, params, fit_params)
+    model, embedding, wall, before, info = _fit_ivis(Ivis, X, params, fit_params)
     info["effective_params"].pop("callbacks", None)
     info["ivis_version"] = getattr(ivis, "__version__", None)
     info["ivis_file"] = getattr(ivis, "__file__", None)
     info["global_seed"] = seed
 
     losses = [float(v) for v in (getattr(model, "loss_history_", None) or [])]
-    timings = {"timing_source": "Keras callback: training = on_train_begin..on_train_end; "
-               "neighbours = fit_transform start..on_train_begin (index build, neighbour "
-               "extraction and model construction)"}
+    timings = {
+        "timing_source": "Keras callback: training = on_train_begin..on_train_end; "
+        "neighbours = fit_transform start..on_train_begin (index build, neighbour "
+        "extraction and model construction)"
+    }
     if "train_begin" in store and "train_end" in store:
         timings["neighbours"] = store["train_begin"] - start_fit
         timings["training"] = store["train_end"] - store["train_begin"]
@@ -182,6 +201,7 @@ def _run_ivis_prev(X, params, fit_params):
         timings,
         losses,
         info,
+        before,
     )
 
 
@@ -223,9 +243,7 @@ def _run_umap(X, params, fit_params):
 
     import_seconds = time.perf_counter() - start
     model = umap.UMAP(**params)
-    start = time.perf_counter()
-    embedding = np.asarray(model.fit_transform(X, **fit_params))
-    wall = time.perf_counter() - start
+    embedding, wall, before = _timed(lambda: np.asarray(model.fit_transform(X, **fit_params)))
     knn = getattr(model, "_knn_indices", None)
     info = {"effective_params": params, "umap_version": getattr(umap, "__version__", None)}
     return MethodOutput(
@@ -237,6 +255,7 @@ def _run_umap(X, params, fit_params):
         {"timing_source": "none (UMAP reports no stage timings)"},
         [],
         info,
+        before,
     )
 
 
@@ -252,11 +271,16 @@ def _run_pca(X, params, fit_params):
     params.setdefault("n_components", 2)
     params.setdefault("random_state", 0)
     model = cls(**params)
-    start = time.perf_counter()
-    embedding = np.asarray(model.fit_transform(X, **fit_params))
-    wall = time.perf_counter() - start
+    embedding, wall, before = _timed(lambda: np.asarray(model.fit_transform(X, **fit_params)))
     info = {"estimator": cls.__name__, "effective_params": params}
-    return MethodOutput(embedding, wall, import_seconds, timings={"timing_source": "none"}, info=info)
+    return MethodOutput(
+        embedding,
+        wall,
+        import_seconds,
+        timings={"timing_source": "none"},
+        info=info,
+        memory_before_fit=before,
+    )
 
 
 def _plain(value):

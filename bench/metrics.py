@@ -128,9 +128,7 @@ def knn_accuracy(E, y, k=K, folds=FOLDS, max_rows=MAX_KNN_ROWS, seed=0):
 def class_centroids(X, y, classes):
     """Mean row per class, as a dense (n_classes, n_features) float64 array."""
     index = np.searchsorted(classes, y)
-    onehot = sp.csr_matrix(
-        (np.ones(len(y)), (index, np.arange(len(y)))), shape=(len(classes), len(y))
-    )
+    onehot = sp.csr_matrix((np.ones(len(y)), (index, np.arange(len(y)))), shape=(len(classes), len(y)))
     sums = onehot @ X
     sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums, dtype=np.float64)
     counts = np.asarray(onehot.sum(axis=1)).ravel()
@@ -198,7 +196,9 @@ class InputSpace:
         self.dist_sub = euclidean_distances(X_sub)
         np.fill_diagonal(self.dist_sub, 0.0)
         # The pairwise-distance subsample is nested in the trustworthiness one.
-        self.pairs = np.sort(np.random.default_rng(seed + 1).choice(len(self.sub), min(N_PAIRS, len(self.sub)), replace=False))
+        self.pairs = np.sort(
+            np.random.default_rng(seed + 1).choice(len(self.sub), min(N_PAIRS, len(self.sub)), replace=False)
+        )
         self.centroid_dist = self._centroid_distances(self.X)
         self.queries = _rows(self.n, N_QUERIES, seed + 2)
         self._exact = {}

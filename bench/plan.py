@@ -59,17 +59,41 @@ def _digits():
 def _hdf5(workload, with_prev):
     batch = {"shuffle_mode": "batch"}
     runs = [
-        Run(workload, "ivis_precompute", "ivis", {**BENCH_IVIS, **SEED, "precompute": True}, batch,
-            "neighbours precomputed in memory"),
-        Run(workload, "ivis_streamed", "ivis", {**BENCH_IVIS, **SEED, "precompute": False}, batch,
-            "neighbours queried from the index during training"),
+        Run(
+            workload,
+            "ivis_precompute",
+            "ivis",
+            {**BENCH_IVIS, **SEED, "precompute": True},
+            batch,
+            "neighbours precomputed in memory",
+        ),
+        Run(
+            workload,
+            "ivis_streamed",
+            "ivis",
+            {**BENCH_IVIS, **SEED, "precompute": False},
+            batch,
+            "neighbours queried from the index during training",
+        ),
     ]
     if with_prev:
         runs += [
-            Run(workload, "ivis_prev_precompute", "ivis_prev", {**BENCH_IVIS, "precompute": True}, batch,
-                "ivis 2.0.11"),
-            Run(workload, "ivis_prev_streamed", "ivis_prev", {**BENCH_IVIS, "precompute": False}, batch,
-                "ivis 2.0.11"),
+            Run(
+                workload,
+                "ivis_prev_precompute",
+                "ivis_prev",
+                {**BENCH_IVIS, "precompute": True},
+                batch,
+                "ivis 2.0.11",
+            ),
+            Run(
+                workload,
+                "ivis_prev_streamed",
+                "ivis_prev",
+                {**BENCH_IVIS, "precompute": False},
+                batch,
+                "ivis 2.0.11",
+            ),
         ]
     return runs
 
@@ -97,6 +121,27 @@ def runs_for(workload):
     raise ValueError(f"no runs defined for workload {workload!r}")
 
 
-def build(workloads, methods):
-    """Runs of ``workloads`` whose method is in ``methods``, in execution order."""
-    return [run for w in workloads for run in runs_for(w) if run.method in methods]
+# Left out of --quick runs to keep the smoke run short.
+NOT_IN_QUICK = {("digits", "ivis_prev_defaults")}
+
+
+def build(workloads, methods, quick=False):
+    """Runs of ``workloads`` whose method is in ``methods``, in execution order.
+
+    Parameters
+    ----------
+    workloads : list of str
+    methods : collection of str
+    quick : bool
+        Leave out the runs in :data:`NOT_IN_QUICK`.
+
+    Returns
+    -------
+    list of Run
+    """
+    return [
+        run
+        for w in workloads
+        for run in runs_for(w)
+        if run.method in methods and not (quick and (run.workload, run.label) in NOT_IN_QUICK)
+    ]

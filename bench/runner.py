@@ -14,7 +14,7 @@ CHILD = os.path.join(BENCH_DIR, "child.py")
 GiB = 2**30
 
 
-def child_env(method, ivis_pythonpath=None, scratch=None):
+def child_env(method, ivis_pythonpath=None, scratch=None, numba_cache=None):
     """Environment of a child process.
 
     Parameters
@@ -24,6 +24,8 @@ def child_env(method, ivis_pythonpath=None, scratch=None):
         Prepended to ``PYTHONPATH`` for this project's ivis when it is not installed.
     scratch : str, optional
         Private temporary folder: temporary index files land there and go away with it.
+    numba_cache : str, optional
+        Shared numba cache for UMAP; by default each UMAP child compiles from scratch.
     """
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -37,8 +39,8 @@ def child_env(method, ivis_pythonpath=None, scratch=None):
     if scratch:
         env["TMPDIR"] = scratch
         if method == "umap":
-            # A fresh cache: numba compilation is part of every UMAP wall time, not just the first.
-            env["NUMBA_CACHE_DIR"] = os.path.join(scratch, "numba")
+            # A fresh cache by default, so that no UMAP run profits from an earlier one.
+            env["NUMBA_CACHE_DIR"] = numba_cache or os.path.join(scratch, "numba")
     return env
 
 
@@ -89,8 +91,12 @@ def execute(python, spec, run_dir, env, timeout, min_mem_available_gib=1.0, min_
     started = time.time()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [python, CHILD, spec_path], stdout=log, stderr=subprocess.STDOUT, env=env,
-            cwd=run_dir, start_new_session=True,
+            [python, CHILD, spec_path],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=run_dir,
+            start_new_session=True,
         )
 
         def stop(reason):
@@ -111,6 +117,11 @@ def execute(python, spec, run_dir, env, timeout, min_mem_available_gib=1.0, min_
             record["stopped_because"] = f"timeout after {timeout:.0f} s"
             _kill(proc)
             proc.wait()
+        except BaseException:
+            # The suite itself is being stopped: the child lives in its own session and would
+            # otherwise outlive it.
+            _kill(proc)
+            raise
         sampler.stop()
         sampler.join(timeout=5)
 
@@ -163,4 +174,3 @@ def _thin(trace, max_points):
         return trace
     step = len(trace) / max_points
     return [trace[int(i * step)] for i in range(max_points)] + [trace[-1]]
-

@@ -3,12 +3,14 @@
 #
 # Usage: bash bench/setup_prev.sh [LOGFILE]
 #
+# IVIS_PREV_VENV overrides the venv location, IVIS_PREV_BASE_PYTHON the interpreter it is made from.
+#
 # Idempotent: a venv that already carries the `.ready` marker is left alone. Exits non-zero when
 # the release cannot be installed; the last lines of the log then say why.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv-prev"
+venv="${IVIS_PREV_VENV:-$here/.venv-prev}"
 log="${1:-/dev/stderr}"
 base_python="${IVIS_PREV_BASE_PYTHON:-python3.11}"
 

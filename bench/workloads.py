@@ -126,7 +126,8 @@ def load(name, max_rows=None):
         One of :data:`ALL`.
     max_rows : int, optional
         Cap on rows. Fashion-MNIST and digits are subsampled (stratified, fixed seed); the
-        primes workloads take the first ``max_rows`` integers; HDF5 workloads cannot be capped.
+        primes workloads take the first ``max_rows`` integers; HDF5 workloads use a smaller
+        file drawn from the same mixture.
 
     Returns
     -------
@@ -140,7 +141,8 @@ def load(name, max_rows=None):
         n = PRIMES_ROWS[name] if not max_rows else min(max_rows, PRIMES_ROWS[name])
         return _primes(name, n, capped=n < PRIMES_ROWS[name], max_rows=max_rows)
     elif name in HDF5_ROWS:
-        return _hdf5(name, HDF5_ROWS[name])
+        n = HDF5_ROWS[name] if not max_rows else min(max_rows, HDF5_ROWS[name])
+        return _hdf5(name, n, capped_name(name, max_rows) if n < HDF5_ROWS[name] else name)
     else:
         raise ValueError(f"unknown workload {name!r}")
     if max_rows and wl.X.shape[0] > max_rows:
@@ -221,31 +223,36 @@ def _primes(name, n, capped, max_rows):
     )
 
 
-def hdf5_path(name):
+def _hdf5_rows(name, max_rows=None):
+    return HDF5_ROWS[name] if not max_rows else min(max_rows, HDF5_ROWS[name])
+
+
+def hdf5_path(name, max_rows=None):
     """Path of the HDF5 file behind an ``hdf5_*`` workload."""
-    return os.path.join(DATA_DIR, f"gmm_{_short(HDF5_ROWS[name])}x128.h5")
+    return os.path.join(DATA_DIR, f"gmm_{_short(_hdf5_rows(name, max_rows))}x128.h5")
 
 
-def ensure_hdf5(name):
+def ensure_hdf5(name, max_rows=None):
     """Generate the HDF5 file for ``name`` if it is not there yet; return its path."""
     from gmm_hdf5 import write_mixture
 
-    return write_mixture(hdf5_path(name), HDF5_ROWS[name])
+    return write_mixture(hdf5_path(name, max_rows), _hdf5_rows(name, max_rows))
 
 
-def _hdf5(name, n):
+def _hdf5(name, n, shown_name):
     import h5py
 
-    path = ensure_hdf5(name)
+    path = ensure_hdf5(name, n)
     f = h5py.File(path, "r")
     X = f["data"]
     if X.shape[0] != n:
         raise ValueError(f"{path} has {X.shape[0]} rows, expected {n}")
     return Workload(
-        name,
+        shown_name,
         X,
         f["labels"][:].astype(np.int64),
-        f"Gaussian mixture in HDF5 ({path}), {n:,} x 128 float32, passed to fit as an h5py Dataset",
+        f"Gaussian mixture in HDF5 (bench/data/{os.path.basename(path)}), {n:,} x 128 float32, "
+        "passed to fit as an h5py Dataset",
         "mixture component 0-19",
         {"path": path},
         _keepalive=f,

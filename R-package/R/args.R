@@ -8,10 +8,12 @@ integer_params <- c(
   "n_trees", "ntrees", "search_k", "verbose", "random_state"
 )
 
-# The arguments the caller of `fn_env`'s function supplied, evaluated, in call order.
+# The arguments supplied in `call` (from match.call()), evaluated in `env`, in the order of
+# the function's formals.
 capture_args <- function(call, env) {
-  supplied <- names(as.list(call))[-1L]
+  supplied <- as.character(names(as.list(call)[-1L]))
   supplied <- supplied[nzchar(supplied)]
+  if (length(supplied) == 0L) return(structure(list(), names = character()))
   mget(supplied, envir = env)
 }
 

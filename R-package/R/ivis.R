@@ -144,7 +144,8 @@ model_classes <- function(py) {
 
 # TRUE when the Python estimator has fitted attributes (names ending in "_").
 model_is_fitted <- function(py) {
-  attrs <- names(reticulate::py_to_r(reticulate::import_builtins()$vars(py)))
+  builtins <- reticulate::import_builtins(convert = FALSE)
+  attrs <- as.character(reticulate::py_to_r(builtins$sorted(builtins$vars(py))))
   any(grepl("^[^_].*_$", attrs))
 }
 
@@ -170,16 +171,29 @@ print.ivis_model <- function(x, ...) {
     }
     sprintf("%s = %s", name, text)
   }, character(1L))
-  cat("<ivis model>", if (isTRUE(fitted)) "fitted" else if (isFALSE(fitted)) "not fitted", "\n")
+  state <- if (isTRUE(fitted)) " (fitted)" else if (isFALSE(fitted)) " (not fitted)" else ""
+  cat("<ivis model>", state, "\n", sep = "")
   classes <- if (isTRUE(fitted)) model_classes(py) else NULL
-  if (length(classes)) {
-    cat(strwrap(paste0("classes: ", paste(classes, collapse = ", ")), indent = 2, exdent = 4),
-        sep = "\n")
-  }
-  if (length(shown)) {
-    cat(strwrap(paste(shown, collapse = ", "), indent = 2, exdent = 2), sep = "\n")
-  }
+  if (length(classes)) cat(pack_lines(c("classes:", classes)), sep = "\n")
+  if (length(shown)) cat(pack_lines(shown, sep = ","), sep = "\n")
   invisible(x)
+}
+
+# Joins `items` (each followed by `sep`, then a space) into indented lines of at most `width` characters, never splitting an item.
+pack_lines <- function(items, sep = "", width = getOption("width", 80L), indent = "  ") {
+  lines <- character()
+  line <- ""
+  for (i in seq_along(items)) {
+    item <- paste0(items[[i]], if (i < length(items)) sep else "")
+    candidate <- if (nzchar(line)) paste(line, item) else item
+    if (nzchar(line) && nchar(indent) + nchar(candidate) > width) {
+      lines <- c(lines, line)
+      line <- item
+    } else {
+      line <- candidate
+    }
+  }
+  paste0(indent, c(lines, line))
 }
 
 #' Embed new data with a trained ivis model

@@ -4,16 +4,18 @@
 #' `model$fit(X)` trains it and `model$transform(X)` embeds data.
 #'
 #' Loading the package never starts Python: the 'ivis' Python module is
-#' imported the first time it is needed. Which Python is used follows
-#' 'reticulate''s rules; on top of them, the environment variable
+#' imported the first time it is needed. The environment variable
 #' `IVIS_PYTHON` (the path to a Python executable or to a virtual environment
-#' folder) selects an interpreter for ivis, unless `RETICULATE_PYTHON` is set,
-#' which always wins. Without either, a virtual environment named `"r-ivis"`
-#' (the one [install_ivis()] creates) is preferred.
+#' folder) selects the Python for ivis, unless `RETICULATE_PYTHON` is set,
+#' which always wins. Without either, 'reticulate' looks for Python in its
+#' usual order, in which a virtual environment named `"r-ivis"` (the one
+#' [install_ivis()] creates) comes before other Pythons on the system.
 #'
 #' @seealso [install_ivis()], [ivis_sitrep()], [ivis()]
 #' @keywords internal
-"_PACKAGE"
+#' @docType package
+#' @name ivis-package
+NULL
 
 # The 'ivis' Python module, imported on first use (see .onLoad).
 ivis_py <- NULL
@@ -27,13 +29,14 @@ ivis_py <- NULL
     "ivis",
     delay_load = list(
       environment = "r-ivis",
-      before_load = function() use_ivis_python(),
       on_error = function(e) stop(core_missing_message(conditionMessage(e)), call. = FALSE)
     )
   )
 }
 
-# Applies IVIS_PYTHON (an interpreter or an environment folder) before Python starts.
+# Applies IVIS_PYTHON (an interpreter or an environment folder) before Python starts. Called
+# by every entry point that may start Python (the delayed import's before_load hook would
+# be too late: reticulate starts Python before running it).
 use_ivis_python <- function() {
   python <- Sys.getenv("IVIS_PYTHON", unset = "")
   if (!nzchar(python) || nzchar(Sys.getenv("RETICULATE_PYTHON", unset = "")) ||
@@ -95,6 +98,7 @@ core_version_problem <- function(version, where = NULL) {
 # The imported and checked 'ivis' Python module.
 ivis_core <- function() {
   if (is.null(.state$core)) {
+    use_ivis_python()
     ivis_py$`__name__` # forces the delayed import; its on_error hook explains a failure
     version <- py_attr_or_null(ivis_py, "__version__")
     problem <- core_version_problem(version, module_file(ivis_py))

@@ -1,0 +1,112 @@
+"""Self checks of the target verdicts and the report: ``python -m pytest bench -q``."""
+
+import report
+import targets
+
+
+def _rec(workload, label, wall, neighbours=None, spe=None, quality=None, status="ok", base=None, rss=None):
+    return {
+        "workload": workload,
+        "base_workload": base or workload,
+        "label": label,
+        "method": label,
+        "status": status,
+        "invocation": "inv1",
+        "started": "2026-01-01T00:00:00",
+        "peak_rss_anon": rss,
+        "child": {
+            "wall": wall,
+            "ru_maxrss": rss,
+            "timings": {"neighbours": neighbours, "training": wall, "epochs": 10, "seconds_per_epoch": spe},
+        },
+        "quality": quality or {},
+    }
+
+
+def _doc(*recs):
+    return {
+        "schema": 1,
+        "name": "test",
+        "invocations": [
+            {
+                "id": "inv1",
+                "started": "2026-01-01T00:00:00",
+                "command": "bash bench/run.sh",
+                "machine": {
+                    "cpu_model": "cpu",
+                    "logical_cores": 2,
+                    "usable_cores": 2,
+                    "memory_bytes": 2**34,
+                    "os": "os",
+                    "kernel": "k",
+                },
+                "versions": {"main": {"python": "3.11"}, "prev": None},
+            }
+        ],
+        "workloads": {},
+        "runs": {f"{r['workload']}/{r['label']}": r for r in recs},
+    }
+
+
+Q_GOOD = {"knn_accuracy": 0.8, "distance_correlation": 0.6, "centroid_correlation": 0.9, "graph_recall": 0.95}
+Q_PREV = {"knn_accuracy": 0.7, "distance_correlation": 0.65, "centroid_correlation": 0.8}
+
+
+def test_fmnist_targets_pass_and_fail():
+    doc = _doc(
+        _rec("fmnist", "ivis", 30.0, neighbours=2.0, spe=1.0, quality=Q_GOOD),
+        _rec("fmnist", "ivis_prev", 120.0, neighbours=10.0, spe=3.0, quality=Q_PREV),
+        _rec("fmnist", "umap", 40.0),
+    )
+    v = {x.target: x for x in targets.evaluate(doc)}
+    assert v["fit_transform time, ivis / ivis_prev"].result == "PASS"
+    assert v["fit_transform time, ivis / umap"].result == "PASS"
+    assert v["15-NN accuracy"].result == "PASS"
+    assert v["pairwise-distance correlation"].result == "FAIL"
+    assert v["neighbour stage time, ivis / ivis_prev"].result == "PASS"
+    assert v["neighbour-stage recall vs exact neighbours"].result == "PASS"
+    assert v["seconds per epoch (within 2x of 0.9 s)"].result == "PASS"
+    assert v["fit_transform time"].result == "n/a"  # primes1m not run
+
+
+def test_missing_and_failed_sides_are_not_applicable():
+    doc = _doc(
+        _rec("fmnist", "ivis", 30.0, quality=Q_GOOD), _rec("fmnist", "ivis_prev", None, status="unavailable")
+    )
+    v = {x.target: x for x in targets.evaluate(doc)}
+    assert v["fit_transform time, ivis / ivis_prev"].result == "n/a"
+    assert "ivis_prev unavailable" in v["fit_transform time, ivis / ivis_prev"].measured
+    assert v["fit_transform time, ivis / umap"].measured == "umap not run"
+
+
+def test_capped_workload_is_indicative():
+    doc = _doc(
+        _rec("fmnist10k", "ivis", 5.0, base="fmnist", quality=Q_GOOD),
+        _rec("fmnist10k", "umap", 10.0, base="fmnist"),
+    )
+    v = {x.target: x for x in targets.evaluate(doc)}
+    assert v["fit_transform time, ivis / umap"].result == "PASS (indicative)"
+    assert v["fit_transform time, ivis / umap"].workload == "fmnist10k"
+
+
+def test_primes_scaling_and_memory():
+    doc = _doc(
+        _rec("primes1m", "ivis", 500.0, spe=20.0, rss=3.5e9),
+        _rec("primes100k", "ivis", 50.0, spe=1.5),
+    )
+    v = {x.target: x for x in targets.evaluate(doc)}
+    assert v["fit_transform time"].result == "PASS"
+    assert v["peak RSS (ru_maxrss)"].result == "PASS"
+    assert v["seconds per epoch, primes 1M / 100k"].result == "FAIL"  # 13.3 > 11
+
+
+def test_render_has_every_section():
+    doc = _doc(
+        _rec("fmnist", "ivis", 30.0, neighbours=2.0, spe=1.0, quality=Q_GOOD),
+        _rec("fmnist", "ivis_prev", 120.0, neighbours=10.0, spe=3.0, quality=Q_PREV),
+    )
+    doc["runs"]["fmnist/ivis_prev"]["invocation"] = "older"
+    text = report.render(doc)
+    for heading in ("## Machine and software", "## Targets", "## Ratios", "### fmnist", "## How the numbers"):
+        assert heading in text
+    assert "†" in text  # the two sides of the ratios come from different invocations

@@ -19,7 +19,9 @@ from ivis.persistence import (
     folder_to_bytes,
     read_manifest,
     read_network,
+    random_states,
     read_optimizer_variables,
+    restore_random_states,
     write_model_folder,
 )
 
@@ -241,6 +243,8 @@ class Ivis(TransformerMixin, BaseEstimator):
                 f"shape {source.row_shape}. Fitting again continues training, so the shape must "
                 "match; use sklearn.base.clone(model) to fit a new model on other data."
             )
+        if warm:
+            self._check_same_architecture()
         keras = _import_keras()
         targets, spec = self._prepare_targets(Y, n_rows, warm)
         if not warm:
@@ -270,6 +274,22 @@ class Ivis(TransformerMixin, BaseEstimator):
             "seconds_per_epoch": float(np.mean(self._last_epoch_seconds)) if epochs_run else float("nan"),
         }
         return source
+
+    def _check_same_architecture(self):
+        """Refuse parameters that describe another network than the one a new fit would continue."""
+        fitted_dims = int(self.encoder_.outputs[0].shape[-1])
+        base_name = self.encoder_.layers[1].name
+        if self.embedding_dims != fitted_dims:
+            changed = f"embedding_dims is {self.embedding_dims} but the trained encoder outputs {fitted_dims} dimensions"
+        elif isinstance(self.model, str) and self.model != base_name:
+            changed = f"model is {self.model!r} but the trained base network is {base_name!r}"
+        else:
+            return
+        raise ValueError(
+            f"Fitting again continues training the existing network, and {changed}. Keep the "
+            "parameters the model was trained (or loaded) with, or use sklearn.base.clone(model) "
+            "to train a new network."
+        )
 
     def _is_fitted(self):
         return getattr(self, "encoder_", None) is not None
@@ -447,10 +467,13 @@ class Ivis(TransformerMixin, BaseEstimator):
         return source
 
     def _embed(self, source, network=None):
+        from keras import ops
+
         network = network or self.encoder_
         out = None
         for start, chunk in source.iter_chunks(TRANSFORM_CHUNK_ROWS):
-            values = np.asarray(network.predict_on_batch(chunk))
+            # A direct call, not predict_on_batch: no function is traced per chunk shape.
+            values = ops.convert_to_numpy(network(chunk, training=False))
             if out is None:
                 out = np.empty((source.n_rows,) + values.shape[1:], dtype=np.float32)
             out[start:start + len(values)] = values
@@ -524,6 +547,10 @@ class Ivis(TransformerMixin, BaseEstimator):
                 "seed": self._seed_,
                 "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
                 "target": None if spec is None else {"kind": spec.kind, "n_outputs": spec.n_outputs, "metric_name": spec.metric_name},
+                "random_states": {
+                    "encoder": random_states(self.encoder_),
+                    "supervised_head": None if self.supervised_head_ is None else random_states(self.supervised_head_),
+                },
             },
             "training": self._training_state_,
         }
@@ -589,6 +616,11 @@ class Ivis(TransformerMixin, BaseEstimator):
             self.distance = custom_loss
         if params.get("model") is None:
             self.model = encoder.layers[1]
+        self._check_saved_networks(folder_path, encoder, head, fitted, params)
+        saved_random = fitted.get("random_states") or {}
+        restore_random_states(encoder, saved_random.get("encoder"), folder_path)
+        if head is not None:
+            restore_random_states(head, saved_random.get("supervised_head"), folder_path)
         self.encoder_ = encoder
         self.supervised_head_ = head
         self.input_shape_ = tuple(fitted["input_shape"])
@@ -607,6 +639,24 @@ class Ivis(TransformerMixin, BaseEstimator):
         self._compile(keras)
         self._restore_optimizer(read_optimizer_variables(folder_path), folder_path)
         return self
+
+    @staticmethod
+    def _check_saved_networks(folder_path, encoder, head, fitted, params):
+        """Check that the saved networks are the ones the manifest describes."""
+        encoder_in = tuple(encoder.inputs[0].shape[1:])
+        encoder_out = encoder.outputs[0].shape[-1]
+        problems = []
+        if encoder_in != tuple(fitted["input_shape"]):
+            problems.append(f"the encoder takes rows of shape {encoder_in}, the manifest says {tuple(fitted['input_shape'])}")
+        if params.get("embedding_dims") is not None and encoder_out != params["embedding_dims"]:
+            problems.append(f"the encoder outputs {encoder_out} dimensions, the manifest says {params['embedding_dims']}")
+        if head is not None and head.inputs[0].shape[-1] != encoder_out:
+            problems.append(f"the supervised head takes {head.inputs[0].shape[-1]} dimensions, the encoder outputs {encoder_out}")
+        if problems:
+            raise ModelFolderError(
+                f"The model folder {os.fspath(folder_path)!r} is inconsistent: {'; '.join(problems)}. "
+                "It is corrupt or was assembled from different models."
+            )
 
     def _restore_optimizer(self, values, folder_path):
         if values is None:

@@ -173,7 +173,7 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._bar = tqdm(
             total=self.total_epochs, initial=self.initial_epoch, desc="Training", unit="epoch",
-            disable=not self.show,
+            disable=not self.show, mininterval=1.0,
         )
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -100,7 +100,7 @@ def build_annoy_index(
         index.set_seed(int(random_state))
     if build_index_on_disk:
         index.on_disk_build(path)
-    with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1) as bar:
+    with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1, mininterval=1.0) as bar:
         for start, chunk in source.iter_chunks():
             chunk = chunk.reshape(len(chunk), -1)
             if not np.isfinite(chunk).all():
@@ -276,7 +276,7 @@ class AnnoyKnnMatrix(NeighbourMatrix):
             out[start:stop] = self._query_range(start, stop)
             return stop - start
 
-        with tqdm(total=self.nrows, desc="Extracting neighbours", unit="rows", disable=not self.verbose) as bar:
+        with tqdm(total=self.nrows, desc="Extracting neighbours", unit="rows", disable=not self.verbose, mininterval=1.0) as bar:
             with ThreadPoolExecutor(resolve_n_jobs(n_jobs)) as pool:
                 for done in pool.map(fill, starts):
                     bar.update(done)

@@ -1,0 +1,244 @@
+"""The ``ivis`` command line: embed a data file (or the built-in digits) and plot it.
+
+Examples
+--------
+ivis                                   # embeds scikit-learn's digits, writes ivis-output/
+ivis cells.csv --label-column type     # CSV with a label column to colour the plot
+ivis data.h5:X --shuffle-mode batch    # an HDF5 dataset, streamed from disk
+ivis new.csv --load-model model.ivis   # embed new data with a saved model
+
+Only the standard library is imported before the arguments are parsed, so ``ivis --help``
+answers at once; NumPy, scikit-learn and Keras load when there is work to do.
+"""
+
+import argparse
+import os
+import sys
+
+DEFAULT_OUTPUT_DIR = "ivis-output"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ivis",
+        description=(
+            "Reduce the dimensionality of a dataset with ivis and write the embedding and a scatter "
+            "plot. Without an input file, embeds scikit-learn's handwritten digits."
+        ),
+    )
+    parser.add_argument(
+        "input", nargs="?",
+        help="data file: .csv, .tsv, .npy, or an HDF5 dataset as FILE.h5:DATASET (default: built-in digits)",
+    )
+    parser.add_argument("-o", "--output-dir", default=DEFAULT_OUTPUT_DIR, help="folder for the outputs (default: %(default)s)")
+    parser.add_argument("--format", choices=("csv", "npy"), default="csv", help="embedding file format (default: %(default)s)")
+    parser.add_argument("--label-column", help="CSV/TSV column holding labels: colours the plot, excluded from the features")
+    parser.add_argument("--supervised", action="store_true", help="train with the label column as targets")
+    parser.add_argument("--dataset", help="dataset name inside an HDF5 file (alternative to FILE.h5:DATASET)")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files and model folders")
+    parser.add_argument("--save-model", metavar="DIR", help="save the trained model to this folder")
+    parser.add_argument("--load-model", metavar="DIR", help="embed the input with a saved model instead of training")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    model = parser.add_argument_group("model parameters (see ivis.Ivis)")
+    model.add_argument("--embedding-dims", type=int, default=2)
+    model.add_argument("-k", "--k", type=int, default=None, help="neighbours per point (default: 15 for the built-in data, else 150)")
+    model.add_argument("--distance", default="pn")
+    model.add_argument("--batch-size", type=int, default=128)
+    model.add_argument("--epochs", type=int, default=1000)
+    model.add_argument("--n-epochs-without-progress", type=int, default=20)
+    model.add_argument("--model", default="szubert", choices=("szubert", "hinton", "maaten"))
+    model.add_argument("--knn-distance-metric", default="angular")
+    model.add_argument("--n-trees", type=int, default=50)
+    model.add_argument("--no-precompute", action="store_true", help="query neighbours per batch instead of precomputing them")
+    model.add_argument("--shuffle-mode", choices=("all", "batch", "none"), default="all",
+                       help="'batch' reads contiguous batches: much faster for HDF5 on disk")
+    model.add_argument("--supervision-metric", default="sparse_categorical_crossentropy")
+    model.add_argument("--supervision-weight", type=float, default=0.5)
+    model.add_argument("--random-state", type=int, default=None, help="seed for repeatable results")
+    return parser
+
+
+class CommandError(Exception):
+    """An error to report to the user as one line, without a traceback."""
+
+
+def _split_hdf5(path, dataset):
+    if dataset:
+        return path, dataset
+    for suffix in (".h5:", ".hdf5:", ".hdf:"):
+        if suffix in path:
+            file_part, _, name = path.rpartition(":")
+            return file_part, name
+    return path, None
+
+
+def load_input(args):
+    """Return ``(X, labels, label_name, description, closer)`` for the command's input."""
+    import numpy as np
+
+    if args.input is None:
+        from sklearn.datasets import load_digits
+        from sklearn.preprocessing import MinMaxScaler
+
+        digits = load_digits()
+        X = MinMaxScaler().fit_transform(digits.data).astype(np.float32)
+        return X, digits.target, "digit", "scikit-learn digits (1,797 images of 8x8 pixels)", None
+    path, dataset = _split_hdf5(args.input, args.dataset)
+    if not os.path.exists(path):
+        raise CommandError(f"input file not found: {path}")
+    lower = path.lower()
+    if lower.endswith((".h5", ".hdf5", ".hdf")):
+        import h5py
+
+        handle = h5py.File(path, "r")
+        if dataset is None:
+            names = [name for name, item in handle.items() if isinstance(item, h5py.Dataset)]
+            handle.close()
+            raise CommandError(f"name the HDF5 dataset: {path}:NAME or --dataset NAME (datasets here: {', '.join(names) or 'none'})")
+        if dataset not in handle:
+            handle.close()
+            raise CommandError(f"no dataset {dataset!r} in {path}")
+        return handle[dataset], None, None, f"{path}:{dataset}", handle.close
+    if lower.endswith(".npy"):
+        return np.load(path, mmap_mode="r"), None, None, path, None
+    if lower.endswith((".csv", ".tsv", ".txt")):
+        return _load_table(path, args.label_column, "\t" if lower.endswith(".tsv") else ",")
+    raise CommandError(f"unsupported input {path!r}: use .csv, .tsv, .npy or an HDF5 file (.h5)")
+
+
+def _load_table(path, label_column, delimiter):
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep=delimiter)
+    labels = None
+    if label_column is not None:
+        if label_column not in frame.columns:
+            raise CommandError(f"no column {label_column!r} in {path}; columns are: {', '.join(map(str, frame.columns))}")
+        labels = frame.pop(label_column).to_numpy()
+    non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise CommandError(
+            f"non-numeric columns in {path}: {', '.join(non_numeric)}; name a label column with "
+            "--label-column or remove them"
+        )
+    return frame.to_numpy(dtype=np.float32), labels, label_column, path, None
+
+
+def _check_outputs(paths, overwrite):
+    existing = [p for p in paths if p and os.path.exists(p)]
+    if existing and not overwrite:
+        raise CommandError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, or choose --output-dir")
+
+
+def write_embedding(embedding, path, fmt):
+    import numpy as np
+
+    tmp = f"{path}.partial"
+    if fmt == "npy":
+        with open(tmp, "wb") as handle:
+            np.save(handle, embedding)
+    else:
+        header = ",".join(f"ivis{i + 1}" for i in range(embedding.shape[1]))
+        np.savetxt(tmp, embedding, delimiter=",", header=header, comments="", fmt="%.6g")
+    os.replace(tmp, path)  # never leave a half-written file under the final name
+
+
+def write_plot(embedding, labels, label_name, title, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
+    if labels is None:
+        ax.scatter(embedding[:, 0], embedding[:, 1], s=2, alpha=0.6)
+    else:
+        classes, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        scatter = ax.scatter(embedding[:, 0], embedding[:, 1], s=3, c=codes, cmap=cmap, alpha=0.8)
+        if len(classes) <= 20:
+            handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(scatter.norm(i))) for i in range(len(classes))]
+            ax.legend(handles, classes, title=label_name, fontsize=7, markerscale=1.2, loc="best")
+    ax.set_xlabel("ivis 1")
+    ax.set_ylabel("ivis 2")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    tmp = f"{path}.partial.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _estimator(args):
+    from ivis import Ivis
+
+    k = args.k if args.k is not None else (15 if args.input is None else 150)
+    return Ivis(
+        embedding_dims=args.embedding_dims, k=k, distance=args.distance, batch_size=args.batch_size,
+        epochs=args.epochs, n_epochs_without_progress=args.n_epochs_without_progress, n_trees=args.n_trees,
+        knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute, model=args.model,
+        supervision_metric=args.supervision_metric, supervision_weight=args.supervision_weight,
+        verbose=0 if args.quiet else 1, random_state=args.random_state,
+    )
+
+
+def run(args):
+    embedding_path = os.path.join(args.output_dir, f"embedding.{args.format}")
+    plot_path = None if args.no_plot else os.path.join(args.output_dir, "embedding.png")
+    _check_outputs([embedding_path, plot_path], args.overwrite)
+    if args.save_model and os.path.exists(args.save_model) and not args.overwrite:
+        raise CommandError(f"{args.save_model} already exists; pass --overwrite to replace it")
+    if args.supervised and not args.label_column and args.input is not None:
+        raise CommandError("--supervised needs --label-column")
+
+    X, labels, label_name, description, close = load_input(args)
+    try:
+        print(f"ivis: embedding {description}", file=sys.stderr)
+        shuffle_mode = {"all": True, "batch": "batch", "none": False}[args.shuffle_mode]
+        if args.load_model:
+            from ivis import load_model
+
+            model = load_model(args.load_model)
+            model.verbose = 0 if args.quiet else 1
+            embedding = model.transform(X)
+        else:
+            model = _estimator(args)
+            targets = labels if args.supervised else None
+            embedding = model.fit_transform(X, targets, shuffle_mode=shuffle_mode)
+    finally:
+        if close is not None:
+            close()
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_embedding(embedding, embedding_path, args.format)
+    print(f"ivis: wrote the embedding ({embedding.shape[0]} x {embedding.shape[1]}) to {embedding_path}")
+    if plot_path is not None:
+        if embedding.shape[1] < 2:
+            print("ivis: no plot for a 1-dimensional embedding", file=sys.stderr)
+        else:
+            write_plot(embedding, labels, label_name, f"ivis embedding of {description}", plot_path)
+            print(f"ivis: wrote the plot to {plot_path}")
+    if args.save_model and not args.load_model:
+        model.save_model(args.save_model, overwrite=args.overwrite)
+        print(f"ivis: saved the model to {args.save_model}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except CommandError as error:
+        print(f"ivis: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FileExistsError, OSError) as error:
+        # Errors from the estimator already say what is wrong and how to fix it.
+        print(f"ivis: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

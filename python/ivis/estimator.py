@@ -403,7 +403,9 @@ class Ivis(TransformerMixin, BaseEstimator):
         if self.supervised_head_ is None:
             return triplet, None
         spec = self._target_spec_
-        fn = keras.losses.get(self.supervision_metric) if isinstance(self.supervision_metric, str) else self.supervision_metric
+        from ivis.supervision import resolve_metric
+
+        fn, _ = resolve_metric(self.supervision_metric)
         supervised = MaskedSupervisedLoss(fn, sparse=spec.kind == "sparse")
         return [triplet, supervised], [1.0 - self.supervision_weight, self.supervision_weight]
 
@@ -443,7 +445,9 @@ class Ivis(TransformerMixin, BaseEstimator):
             EpochSync(batches), StopOnNonFiniteLoss(), early_stopping, TrainingRecorder(self, early_stopping),
             progress, *user_callbacks,
         ]
-        if initial_epoch < total_epochs:
+        # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
+        stopped = resuming and early_stopping.wait >= early_stopping.patience
+        if initial_epoch < total_epochs and not stopped:
             # Batches are already shuffled, reproducibly, by TripletBatches: no Keras shuffling.
             self.model_.fit(
                 batches, epochs=total_epochs, initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False, verbose=0

@@ -40,21 +40,34 @@ class TargetSpec:
         return "sigmoid" if self.kind == "multilabel" else "softmax"
 
 
-def canonical_metric_name(metric):
-    """The Keras name of a loss given by name or function (e.g. 'mae' -> 'mean_absolute_error')."""
+# Names from earlier Keras releases that users (and the ivis documentation) still write.
+METRIC_ALIASES = {"logcosh": "log_cosh"}
+
+
+def resolve_metric(metric):
+    """Return ``(loss_function, keras_name)`` for ``supervision_metric``.
+
+    Names are resolved by Keras (``'mae'`` gives ``mean_absolute_error``); callables pass
+    through under their own name.
+
+    Raises
+    ------
+    ValueError
+        For a name Keras does not know (the message lists common valid names).
+    """
     if not isinstance(metric, str):
-        return getattr(metric, "__name__", type(metric).__name__)
+        return metric, getattr(metric, "__name__", type(metric).__name__)
     import keras  # deferred: only supervised fits need it
 
     try:
-        fn = keras.losses.get(metric)
+        fn = keras.losses.get(METRIC_ALIASES.get(metric, metric))
     except (ValueError, TypeError):
         raise ValueError(
             f"Unknown supervision_metric {metric!r}. Use the name of a Keras loss, e.g. "
             "'sparse_categorical_crossentropy', 'categorical_crossentropy', 'categorical_hinge', "
             "'binary_crossentropy', 'mae', 'mse', 'logcosh' or 'huber'; or pass a loss function."
         ) from None
-    return getattr(fn, "__name__", getattr(fn, "name", metric))
+    return fn, getattr(fn, "__name__", getattr(fn, "name", metric))
 
 
 def metric_kind(name):
@@ -150,7 +163,7 @@ def prepare_targets(Y, metric, n_rows, classes=None):
         If Y's length differs from X's, every label is missing, or Y's format does not suit
         the metric (the message says which format it needs).
     """
-    name = canonical_metric_name(metric)
+    _, name = resolve_metric(metric)
     kind = metric_kind(name)
     if not (hasattr(Y, "cat") or type(Y).__name__ == "Categorical" or hasattr(Y, "toarray")):
         Y = np.asarray(Y)

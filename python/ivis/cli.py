@@ -16,6 +16,12 @@ import os
 import sys
 
 DEFAULT_OUTPUT_DIR = "ivis-output"
+CHECKPOINT_NAME = "checkpoint.ivis"
+# Options a checkpoint fixes: a resumed run keeps the parameters it was trained with.
+_CHECKPOINT_PARAMS = (
+    "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress", "model",
+    "knn_distance_metric", "n_trees", "supervision_metric", "supervision_weight", "random_state",
+)
 
 
 def build_parser():
@@ -39,6 +45,13 @@ def build_parser():
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files and model folders")
     parser.add_argument("--save-model", metavar="DIR", help="save the trained model to this folder")
     parser.add_argument("--load-model", metavar="DIR", help="embed the input with a saved model instead of training")
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help=f"while training, keep a resumable checkpoint in DIR/{CHECKPOINT_NAME} (the latest only)")
+    parser.add_argument("--checkpoint-every", metavar="N", type=int, default=None,
+                        help="epochs between checkpoints (default: 1)")
+    parser.add_argument("--resume", metavar="CHECKPOINT",
+                        help="continue training a checkpoint (or saved model) on the input, with its saved parameters; "
+                             "pass the same --shuffle-mode as before")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     model = parser.add_argument_group("model parameters (see ivis.Ivis)")
@@ -146,6 +159,32 @@ def write_embedding(embedding, path, fmt):
     os.replace(tmp, path)  # never leave a half-written file under the final name
 
 
+def stream_embedding(model, X, path, fmt, chunk_rows=65536):
+    """Embed ``X`` chunk by chunk straight into the file at ``path``; return the embedding.
+
+    An ``.npy`` output is filled with ``transform_to`` and returned memory-mapped; a CSV is
+    written chunk by chunk. Either way a half-written file never has the final name.
+    """
+    import numpy as np
+
+    if fmt == "npy":
+        tmp = f"{path[:-len('.npy')]}.partial.npy"
+        model.transform_to(X, tmp, chunk_rows=chunk_rows)
+        os.replace(tmp, path)
+        return np.load(path, mmap_mode="r")
+    tmp = f"{path}.partial"
+    parts = []
+    chunks = (X[start:start + chunk_rows] for start in range(0, X.shape[0], chunk_rows))
+    with open(tmp, "w") as handle:
+        for i, part in enumerate(model.transform_generator(chunks)):
+            if i == 0:
+                handle.write(",".join(f"ivis{j + 1}" for j in range(part.shape[1])) + "\n")
+            np.savetxt(handle, part, delimiter=",", fmt="%.6g")
+            parts.append(part)  # kept for the plot: embedding_dims floats per row
+    os.replace(tmp, path)
+    return np.concatenate(parts)
+
+
 def write_plot(embedding, labels, label_name, title, path):
     import matplotlib
 
@@ -186,6 +225,35 @@ def _estimator(args):
     )
 
 
+def _resumed_estimator(args):
+    from ivis import load_model
+
+    model = load_model(args.resume)
+    defaults = build_parser().parse_args([])
+    for name in _CHECKPOINT_PARAMS:
+        given = getattr(args, name)
+        if given != getattr(defaults, name) and given != getattr(model, name):
+            raise CommandError(
+                f"--{name.replace('_', '-')} {given} differs from the checkpoint's {getattr(model, name)!r}; "
+                "a resumed run keeps the parameters it was trained with, so leave the option out"
+            )
+    model.verbose = 0 if args.quiet else 1
+    state = model._training_state_
+    if state.get("complete", True):
+        print(f"ivis: training the finished model {args.resume} for {model.epochs} more epochs", file=sys.stderr)
+    else:
+        print(f"ivis: resuming {args.resume} after epoch {state['epochs_trained']} of {model.epochs}", file=sys.stderr)
+    return model
+
+
+def _checkpoint_callbacks(args):
+    if args.checkpoint_dir is None:
+        return None
+    from ivis.nn.callbacks import ModelCheckpoint
+
+    return [ModelCheckpoint(args.checkpoint_dir, CHECKPOINT_NAME, args.checkpoint_every or 1)]
+
+
 def run(args):
     embedding_path = os.path.join(args.output_dir, f"embedding.{args.format}")
     plot_path = None if args.no_plot else os.path.join(args.output_dir, "embedding.png")
@@ -194,8 +262,14 @@ def run(args):
         raise CommandError(f"{args.save_model} already exists; pass --overwrite to replace it")
     if args.supervised and not args.label_column and args.input is not None:
         raise CommandError("--supervised needs --label-column")
+    if args.resume and args.load_model:
+        raise CommandError("--resume trains and --load-model only embeds; pass one of them")
+    if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint_dir):
+        raise CommandError("--checkpoint-every takes a positive number of epochs, with --checkpoint-dir")
 
     X, labels, label_name, description, close = load_input(args)
+    # HDF5 data stays on disk: fitted batch by batch, embedded straight into the output file.
+    streamed = type(X).__module__.startswith("h5py")
     try:
         print(f"ivis: embedding {description}", file=sys.stderr)
         shuffle_mode = {"all": True, "batch": "batch", "none": False}[args.shuffle_mode]
@@ -204,16 +278,24 @@ def run(args):
 
             model = load_model(args.load_model)
             model.verbose = 0 if args.quiet else 1
-            embedding = model.transform(X)
+            embedding = None if streamed else model.transform(X)
         else:
-            model = _estimator(args)
+            model = _resumed_estimator(args) if args.resume else _estimator(args)
+            model.callbacks = _checkpoint_callbacks(args)
             targets = labels if args.supervised else None
-            embedding = model.fit_transform(X, targets, shuffle_mode=shuffle_mode)
+            if streamed:
+                model.fit(X, targets, shuffle_mode=shuffle_mode)
+            else:
+                embedding = model.fit_transform(X, targets, shuffle_mode=shuffle_mode)
+        if streamed:
+            os.makedirs(args.output_dir, exist_ok=True)
+            embedding = stream_embedding(model, X, embedding_path, args.format)
     finally:
         if close is not None:
             close()
     os.makedirs(args.output_dir, exist_ok=True)
-    write_embedding(embedding, embedding_path, args.format)
+    if not streamed:
+        write_embedding(embedding, embedding_path, args.format)
     print(f"ivis: wrote the embedding ({embedding.shape[0]} x {embedding.shape[1]}) to {embedding_path}")
     if plot_path is not None:
         if embedding.shape[1] < 2:

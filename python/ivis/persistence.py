@@ -3,7 +3,8 @@
 A model folder holds:
 
 - ``ivis.json``: the manifest (format name and version, ivis and Keras versions, the
-  estimator's parameters, fitted attributes, loss history and training state);
+  estimator's parameters, fitted attributes, loss history, training state and the networks'
+  random-generator states, e.g. of dropout);
 - ``encoder.keras``: the encoder network (architecture and weights, Keras's own archive);
 - ``supervised_head.keras``: the supervised head, for supervised models;
 - ``optimizer.npz``: the optimizer's variables, so that training resumes where it stopped.
@@ -14,10 +15,12 @@ temporary sibling first and moved into place only when complete, so an interrupt
 leaves the previous model intact.
 """
 
+import ctypes
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 
@@ -107,10 +110,28 @@ def write_model_folder(folder, manifest, encoder, head=None, optimizer_variables
         raise
 
 
+def _exchange(first, second):
+    """Swap two paths in one atomic step (Linux ``renameat2``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
+
+
 def _replace_folder(staging, folder):
     """Move ``staging`` to ``folder``; an existing folder is swapped out, then removed."""
     if not os.path.exists(folder):
         os.rename(staging, folder)
+        return
+    # An atomic swap means a process killed mid-save (a checkpoint, say) never leaves the
+    # path without a complete model; elsewhere there is a short gap between two renames.
+    if _exchange(staging, folder):
+        shutil.rmtree(staging, ignore_errors=True)
         return
     retired = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.replaced-", dir=os.path.dirname(folder))
     os.rmdir(retired)
@@ -190,6 +211,31 @@ def read_optimizer_variables(folder):
             return [arrays[key] for key in sorted(arrays.files)]
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ModelFolderError(f"The optimizer state {path!r} is corrupt: {error}.") from None
+
+
+def random_states(network):
+    """The random-generator states of ``network`` (e.g. its dropout seeds), as nested lists.
+
+    Keras archives keep weights only; without these states a resumed run would draw other
+    dropout masks than an uninterrupted one.
+    """
+    weights = {id(v) for v in network.weights}
+    return [np.asarray(v).tolist() for v in network.variables if id(v) not in weights]
+
+
+def restore_random_states(network, states, folder):
+    """Assign states saved by :func:`random_states` to ``network``; None leaves it as built."""
+    if states is None:
+        return
+    weights = {id(v) for v in network.weights}
+    variables = [v for v in network.variables if id(v) not in weights]
+    if len(variables) != len(states) or any(np.shape(s) != tuple(v.shape) for v, s in zip(variables, states)):
+        raise ModelFolderError(
+            f"The random-generator state in {os.fspath(folder)!r} does not match its network; "
+            "the folder is corrupt or was assembled from different models."
+        )
+    for variable, state in zip(variables, states):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
 
 
 def folder_to_bytes(folder):

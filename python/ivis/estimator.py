@@ -206,8 +206,17 @@ class Ivis(TransformerMixin, BaseEstimator):
             semi-supervised training), one-hot or multi-label rows, or real values, as
             ``supervision_metric`` requires.
         shuffle_mode : {True, 'batch', False}, default=True
-            True shuffles all rows each epoch; 'batch' shuffles the order of contiguous
-            batches (much faster for data on disk); False keeps the stored order.
+            The order in which rows are anchors within each epoch (every row is an anchor
+            once per epoch; positives and negatives are always drawn at random):
+
+            - ``True``: a new random permutation of all rows every epoch, so a batch's
+              anchors are scattered rows. Best for data in memory.
+            - ``'batch'``: the rows are cut into consecutive blocks of ``batch_size`` rows
+              (rows ``0`` to ``batch_size - 1``, the next ``batch_size`` rows, ...); the
+              order of the full blocks is shuffled every epoch and a shorter last block stays
+              last. Each batch's anchors are exactly one block, a contiguous slice that data
+              on disk (an h5py dataset) returns in one read. Recommended for such data.
+            - ``False``: the rows in their stored order, every epoch.
         y : array-like, optional
             Alias of ``Y``, for scikit-learn utilities that pass targets as ``y=``.
 
@@ -335,7 +344,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         if self.annoy_index_path is not None and os.path.isfile(self.annoy_index_path):
             matrix = AnnoyKnnMatrix.load(
                 os.fspath(self.annoy_index_path), source.shape, k=self.k, metric=self.knn_distance_metric,
-                search_k=self.search_k, verbose=self.verbose > 0,
+                search_k=self.search_k, verbose=self.verbose > 0, data=source,
             )
         else:
             if self.annoy_index_path is not None:
@@ -497,6 +506,99 @@ class Ivis(TransformerMixin, BaseEstimator):
         """
         return self._embed(self._check_transform_input(X))
 
+    # ------------------------------------------------- streaming transform
+    # Embeddings of data larger than memory: written chunk by chunk to disk, or yielded per
+    # chunk. Only one chunk of rows and its embedding are in memory at a time.
+
+    def transform_to(self, X, out, chunk_rows=TRANSFORM_CHUNK_ROWS):
+        """Embed ``X`` chunk by chunk, writing the embedding into ``out`` as it goes.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
+            Rows of the same shape as in fit; read ``chunk_rows`` rows at a time.
+        out : h5py.Dataset, (str, str), numpy.memmap, numpy.ndarray or str
+            Where the embedding goes:
+
+            - an ``h5py.Dataset`` of shape ``(n_samples, embedding_dims)`` in a file open for
+              writing;
+            - a ``(file path, dataset name)`` pair: a new float32 dataset of that shape is
+              created in the file (the file is created if missing, and closed at the end);
+            - a NumPy array or ``numpy.memmap`` of that shape (a memmap is flushed at the end);
+            - the path of a ``.npy`` file, created (or replaced) with
+              ``numpy.lib.format.open_memmap``; read it back with
+              ``numpy.load(path, mmap_mode='r')``.
+        chunk_rows : int, default=8192
+            Rows read, embedded and written per step (fewer for very wide rows).
+
+        Returns
+        -------
+        out
+            The ``out`` given, now holding the embedding.
+
+        Raises
+        ------
+        ValueError
+            If ``out`` has the wrong shape, is read-only or closed, or names an existing dataset.
+
+        Examples
+        --------
+        >>> import h5py
+        >>> with h5py.File("data.h5", "r") as f:                      # doctest: +SKIP
+        ...     model.transform_to(f["X"], ("embedding.h5", "ivis"))
+        >>> model.transform_to(X, "embedding.npy")                    # doctest: +SKIP
+        """
+        from ivis._params import check_int
+        from ivis.data.inputs import ArraySource
+        from ivis.data.outputs import open_output
+
+        source = self._check_transform_input(X)
+        check_int("chunk_rows", chunk_rows, 1)
+        dims = int(self.encoder_.outputs[0].shape[-1])
+        target, finish = open_output(out, (source.n_rows, dims), chunk_rows)
+        try:
+            for start, chunk in source.iter_chunks(chunk_rows):
+                target[start:start + len(chunk)] = self._embed(ArraySource(chunk))
+        finally:
+            finish()
+        return out
+
+    def transform_generator(self, chunks):
+        """Embed an iterable of chunks of rows lazily, yielding one embedding per chunk.
+
+        Nothing is read before the first embedding is asked for, and only one chunk is held
+        at a time, so data of any size can be embedded from a generator::
+
+            for embedding in model.transform_generator(reader):
+                sink.write(embedding)
+
+        Parameters
+        ----------
+        chunks : iterable
+            Chunks of rows: arrays, DataFrames, sparse matrices or h5py datasets of shape
+            ``(n_i, ...)`` with rows as in fit (a single row is a chunk of shape ``(1, ...)``).
+
+        Yields
+        ------
+        ndarray of shape (n_i, embedding_dims)
+            The embedding of each chunk, in order.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            At once, if the model is not fitted.
+        TypeError
+            At once, if ``chunks`` is not iterable.
+        """
+        check_is_fitted(self, "encoder_")
+        return self._embed_chunks(iter(chunks))
+
+    def _embed_chunks(self, chunks):
+        for chunk in chunks:
+            yield self._embed(self._check_transform_input(chunk))
+
+    # --------------------------------------------- end of streaming transform
+
     def score_samples(self, X):
         """Predictions of the supervised head for ``X``.
 
@@ -585,7 +687,7 @@ class Ivis(TransformerMixin, BaseEstimator):
 
         The saved parameters replace this estimator's, except ``callbacks``, ``neighbour_matrix``
         and a callable ``distance`` (a custom loss must be given to the constructor before
-        loading). A following ``fit`` resumes training with the saved optimizer state.
+        loading). A following ``fit`` resumes training with the saved optimizer and dropout state.
 
         Returns
         -------

@@ -14,6 +14,79 @@ NEGATIVE_RETRIES = 10
 SHUFFLE_MODES = (True, False, "batch")
 
 
+def _index_dtype(n_rows):
+    # Row indices as int32 whenever they fit: half the memory of NumPy's default int64.
+    return np.int32 if n_rows <= np.iinfo(np.int32).max else np.int64
+
+
+class EpochAnchors:
+    """The order in which rows are anchors during one epoch, without storing it when possible.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows.
+    batch_size : int
+        Rows per batch.
+    shuffle_mode : {True, False, 'batch'}
+        ``True``: every epoch a fresh random permutation of all rows; a batch of anchors is
+        any ``batch_size`` rows. Held as one int32 array (``4 * n_rows`` bytes).
+        ``'batch'``: the rows are cut into consecutive blocks of ``batch_size`` rows (block
+        ``j`` holds rows ``j * batch_size`` to ``(j + 1) * batch_size - 1``) and the order of
+        the full blocks is shuffled every epoch; a last, shorter block stays last. Batch ``i``
+        of an epoch is therefore exactly one block: one contiguous slice of the data, read
+        from disk in one request. Only the block order is held (``8 * n_rows / batch_size``
+        bytes). Rows within a block are always seen together, in stored order.
+        ``False``: rows in their stored order every epoch; batches are consecutive slices.
+        Nothing is held.
+    rng : numpy.random.Generator
+        Source of randomness (drawn from only for ``True`` and ``'batch'``).
+
+    Notes
+    -----
+    Positives and negatives are drawn independently of the mode: they are scattered rows.
+    """
+
+    def __init__(self, n_rows, batch_size, shuffle_mode, rng):
+        self.n_rows = int(n_rows)
+        self.batch_size = int(batch_size)
+        self.shuffle_mode = shuffle_mode
+        self._permutation = None
+        self._block_starts = None
+        if shuffle_mode is True:
+            # In-place shuffle of an int32 range: the same permutation as rng.permutation(n)
+            # (same draws), without its int64 copy.
+            self._permutation = np.arange(self.n_rows, dtype=_index_dtype(self.n_rows))
+            rng.shuffle(self._permutation)
+        elif shuffle_mode == "batch":
+            n_full = self.n_rows // self.batch_size
+            self._block_starts = rng.permutation(n_full) * self.batch_size
+
+    def __len__(self):
+        return self.n_rows
+
+    def __getitem__(self, key):
+        """Anchors at the positions of a slice (step 1) of the epoch's order."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("EpochAnchors supports only slices with step 1, e.g. order[a:b].")
+        start, stop, _ = key.indices(self.n_rows)
+        if self._permutation is not None:
+            return self._permutation[start:stop]
+        positions = np.arange(start, max(start, stop), dtype=np.int64)
+        if self._block_starts is None:
+            return positions
+        blocks = positions // self.batch_size
+        in_full_block = blocks < len(self._block_starts)
+        if not in_full_block.any():
+            return positions
+        starts = self._block_starts[np.minimum(blocks, len(self._block_starts) - 1)]
+        return np.where(in_full_block, starts + positions % self.batch_size, positions)
+
+    def __array__(self, dtype=None, copy=None):
+        order = self[0:self.n_rows]
+        return order if dtype is None else order.astype(dtype)
+
+
 def epoch_anchor_order(n_rows, batch_size, shuffle_mode, rng):
     """Return the order in which rows are anchors during one epoch.
 
@@ -27,20 +100,17 @@ def epoch_anchor_order(n_rows, batch_size, shuffle_mode, rng):
         ``True``: a fresh random permutation of all rows each epoch. ``'batch'``: rows are
         cut into contiguous blocks of ``batch_size`` and the order of the blocks is shuffled,
         so that every batch of anchors is one contiguous slice (fast reads from disk).
-        ``False``: rows in their stored order.
+        ``False``: rows in their stored order. See :class:`EpochAnchors`.
     rng : numpy.random.Generator
         Source of randomness.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        Row indices (int32 for ``True``); :class:`EpochAnchors` gives the same order without
+        materialising it.
     """
-    if shuffle_mode is True:
-        return rng.permutation(n_rows)
-    if shuffle_mode == "batch":
-        # Only full blocks are shuffled; a short last block stays last, so that batch i of the
-        # epoch is exactly block i and never straddles two blocks.
-        n_full = n_rows // batch_size
-        starts = rng.permutation(n_full) * batch_size
-        order = (starts[:, None] + np.arange(batch_size)).ravel()
-        return np.concatenate([order, np.arange(n_full * batch_size, n_rows)])
-    return np.arange(n_rows)
+    return np.asarray(EpochAnchors(n_rows, batch_size, shuffle_mode, rng))
 
 
 def neighbour_rows(neighbours, anchors):

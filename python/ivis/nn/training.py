@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from ivis.data.triplets import epoch_anchor_order, sample_triplets
+from ivis.data.triplets import EpochAnchors, sample_triplets
 
 # Value of the label output for rows without a label (semi-supervised training).
 MISSING_LABEL = -1
@@ -52,7 +52,8 @@ class TripletBatches(keras.utils.PyDataset):
 
     def _anchor_order(self):
         rng = np.random.default_rng([self.seed, self.epoch, 0xA11C])
-        return epoch_anchor_order(self.source.n_rows, self.batch_size, self.shuffle_mode, rng)
+        # Lazy order: O(n / batch_size) memory for 'batch' and False, int32 for True.
+        return EpochAnchors(self.source.n_rows, self.batch_size, self.shuffle_mode, rng)
 
     def __len__(self):
         return math.ceil(self.source.n_rows / self.batch_size)
@@ -61,7 +62,8 @@ class TripletBatches(keras.utils.PyDataset):
         anchors = self._order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         positives, negatives = sample_triplets(anchors, self.neighbours, self.source.n_rows, rng)
-        # One read for all three roles: out-of-core sources fetch it as one sorted request.
+        # One read for all three roles: out-of-core sources read it in increasing order, a
+        # contiguous run (the anchors in 'batch' mode) as one slice, scattered rows together.
         rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
         n = len(anchors)
         x = (rows[:n], rows[n:2 * n], rows[2 * n:])

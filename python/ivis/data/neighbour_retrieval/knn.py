@@ -94,7 +94,10 @@ def build_annoy_index(
         The built index, already saved at ``path``.
     """
     check_metric(metric)
-    source = as_row_source(X)
+    from ivis.data.projection import index_rows
+
+    # Very wide sparse rows are indexed on a seeded random projection (ivis.data.projection).
+    source = index_rows(as_row_source(X), metric, random_state)
     index = AnnoyIndex(source.n_features, metric)
     if random_state is not None:
         index.set_seed(int(random_state))
@@ -132,7 +135,8 @@ class AnnoyKnnMatrix(NeighbourMatrix):
     search_k : int, default=-1
         Nodes inspected per query; -1 lets Annoy use ``n_trees * (k + 1)``.
     precompute : bool, default=False
-        Extract every row's neighbours now and keep them in memory (``n_rows * k`` int64).
+        Extract every row's neighbours now and keep them in memory (``n_rows * k`` int32:
+        120 MB for 2,000,000 rows and k=15).
     include_distances : bool, default=False
         Make ``self[i]`` return ``(neighbours, distances)`` for an integer ``i``.
     verbose : bool, default=False
@@ -188,12 +192,22 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         n_jobs=-1,
         random_state=None,
     ):
-        """Build an index on ``X`` at ``path`` and return the matrix that queries it."""
+        """Build an index on ``X`` at ``path`` and return the matrix that queries it.
+
+        For very wide sparse ``X`` the index holds a random projection of the rows and the
+        matrix is a :class:`~ivis.data.projection.ProjectedKnnMatrix`, which re-ranks
+        candidates on the original rows (see :mod:`ivis.data.projection`).
+        """
         index = build_annoy_index(
             X, path, metric=metric, ntrees=ntrees, build_index_on_disk=build_index_on_disk,
             verbose=verbose, n_jobs=n_jobs, random_state=random_state,
         )
-        return cls(index, X.shape[0], path, metric, k, search_k, precompute, include_distances, verbose, n_jobs)
+        from ivis.data.projection import projected_matrix_class
+
+        matrix_class, extra = projected_matrix_class(cls, X, metric)
+        return matrix_class(
+            index, X.shape[0], path, metric, k, search_k, precompute, include_distances, verbose, n_jobs, **extra
+        )
 
     @classmethod
     def load(
@@ -207,8 +221,12 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         precompute=False,
         verbose=1,
         n_jobs=-1,
+        data=None,
     ):
         """Open the index saved at ``index_path`` for data of shape ``data_shape``.
+
+        Pass the data itself as ``data`` when it may be very wide and sparse: its index then
+        holds a random projection of the rows (see :mod:`ivis.data.projection`).
 
         Raises
         ------
@@ -221,6 +239,12 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         if not os.path.isfile(index_path):
             raise FileNotFoundError(f"No Annoy index file at {index_path!r}.")
         n_features = int(np.prod(data_shape[1:]))
+        matrix_class, extra = cls, {}
+        if data is not None:
+            from ivis.data.projection import index_width, projected_matrix_class
+
+            n_features = index_width(as_row_source(data), metric)
+            matrix_class, extra = projected_matrix_class(cls, data, metric)
         index = AnnoyIndex(n_features, metric)
         try:
             index.load(index_path)
@@ -233,7 +257,10 @@ class AnnoyKnnMatrix(NeighbourMatrix):
                 f"The Annoy index at {index_path!r} holds {n_items} items, but the data "
                 f"has {data_shape[0]} rows. Build a new index for this data (annoy_index_path=None)."
             )
-        return cls(index, data_shape[0], index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs)
+        return matrix_class(
+            index, data_shape[0], index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs,
+            **extra,
+        )
 
     def __len__(self):
         return self.nrows
@@ -248,7 +275,7 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         return found[: self._k]
 
     def _query_range(self, start, stop):
-        return np.array([self._query(row) for row in range(start, stop)], dtype=np.int64).reshape(-1, self._k)
+        return np.array([self._query(row) for row in range(start, stop)], dtype=np.int32).reshape(-1, self._k)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -257,18 +284,22 @@ class AnnoyKnnMatrix(NeighbourMatrix):
             return self.index.get_nns_by_item(int(idx), self._k + 1, search_k=self.search_k, include_distances=True)
         if self.precomputed_neighbours is not None:
             return self.precomputed_neighbours[idx]
-        return np.asarray(self._query(int(idx)), dtype=np.int64)
+        return np.asarray(self._query(int(idx)), dtype=np.int32)
 
     def get_batch(self, idx_seq):
         """Return the neighbours of the rows in ``idx_seq`` as a ``(len, k)`` int array."""
         idx_seq = np.asarray(idx_seq, dtype=np.int64)
         if self.precomputed_neighbours is not None:
             return self.precomputed_neighbours[idx_seq]
-        return np.array([self._query(row) for row in idx_seq], dtype=np.int64).reshape(-1, self._k)
+        return np.array([self._query(row) for row in idx_seq], dtype=np.int32).reshape(-1, self._k)
 
     def get_neighbour_indices(self, n_jobs=-1):
-        """Return the ``(nrows, k)`` neighbour matrix, extracted in parallel threads."""
-        out = np.empty((self.nrows, self._k), dtype=np.int64)
+        """Return the ``(nrows, k)`` neighbour matrix, extracted in parallel threads.
+
+        Annoy item ids are 32-bit, so the matrix is int32: ``4 * nrows * k`` bytes, the only
+        structure of training whose size grows with the number of rows.
+        """
+        out = np.empty((self.nrows, self._k), dtype=np.int32)
         starts = range(0, self.nrows, _QUERY_CHUNK_ROWS)
 
         def fill(start):

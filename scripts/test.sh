@@ -33,7 +33,9 @@ step "benchmark suite self-checks"
 # Their Fashion-MNIST check reads the Debian package's files (31 MB).
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 \
+    || { "${SUDO[@]}" apt-get update -qq >/dev/null 2>&1 || true
+         "${SUDO[@]}" apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; }
 fi
 "$PY" -m pytest bench -q -p no:cacheprovider
 

@@ -475,3 +475,25 @@ def test_command_line_streams_an_hdf5_dataset(h5_file, clusters, tmp_path, monke
     from ivis import load_model
 
     np.testing.assert_allclose(written, load_model(str(tmp_path / "m")).transform(clusters[0]), atol=1e-4)
+
+
+def test_refining_through_neighbours_of_neighbours_improves_them():
+    from ivis.data.projection import refine_neighbours, rerank
+
+    X, _ = _wide_sparse(n_rows=400)
+    rng = np.random.default_rng(0)
+    k = 8
+    noisy = np.stack([rng.choice(np.delete(np.arange(400), i), k, replace=False) for i in range(400)])
+    noisy = rerank(X, np.arange(400), noisy, k, "euclidean")
+    sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    dist = sq[:, None] + sq[None, :] - 2 * (X @ X.T).toarray()
+
+    def total(nb):
+        return np.take_along_axis(dist, nb.astype(np.int64), axis=1).sum()
+
+    refined = refine_neighbours(X, noisy.copy(), k, "euclidean", rows_per_step=64)
+    assert refined.dtype == np.int32
+    assert not (refined == np.arange(400)[:, None]).any()
+    assert all(len(set(row)) == k for row in refined)
+    assert total(refined) < total(noisy)
+    np.testing.assert_array_equal(refined, refine_neighbours(X, noisy.copy(), k, "euclidean", rows_per_step=64))

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ivis import _params
 from ivis._version import __version__
-from ivis.data.inputs import as_row_source
+from ivis.data.inputs import ArraySource, as_row_source
 from ivis.persistence import (
     HEAD_FILE,
     ModelFolderError,
@@ -27,6 +27,12 @@ from ivis.persistence import (
 
 # Rows embedded per network call in transform and score_samples.
 TRANSFORM_CHUNK_ROWS = 8192
+# In-memory training sets up to this size (as float32) are copied into the compiled training
+# step, which then looks rows up itself; larger ones, sparse and out-of-core data are fed
+# batch by batch from Python.
+IN_GRAPH_ROWS_MAX_BYTES = 2 * 1024**3
+# Training steps run per call into the compiled step when rows are looked up in-graph.
+STEPS_PER_EXECUTION = 16
 
 # scikit-learn estimator checks that cannot apply to ivis, with the reason.
 EXPECTED_FAILED_CHECKS = {
@@ -430,6 +436,7 @@ class Ivis(TransformerMixin, BaseEstimator):
     def _train(self, keras, source, neighbours, targets, shuffle_mode):
         from ivis.nn.training import (
             EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TrainingRecorder, TripletBatches,
+            fit_triplets,
         )
 
         state = self._training_state_
@@ -446,8 +453,10 @@ class Ivis(TransformerMixin, BaseEstimator):
         for callback in user_callbacks:
             if callable(getattr(callback, "register_ivis_model", None)):
                 callback.register_ivis_model(self)
+        rows_in_graph = isinstance(source, ArraySource) and source.data.nbytes <= IN_GRAPH_ROWS_MAX_BYTES
         batches = TripletBatches(
-            source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch
+            source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
+            indices_only=rows_in_graph,
         )
         self.loss_history_ = list(self.loss_history_)
         callbacks = [
@@ -457,12 +466,21 @@ class Ivis(TransformerMixin, BaseEstimator):
         # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
         stopped = resuming and early_stopping.wait >= early_stopping.patience
         if initial_epoch < total_epochs and not stopped:
-            # Batches are already shuffled, reproducibly, by TripletBatches: no Keras shuffling.
-            self.model_.fit(
-                batches, epochs=total_epochs, initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False, verbose=0
-            )
+            trainer = self._row_index_trainer(keras, source.data) if rows_in_graph else self.model_
+            fit_triplets(trainer, self.model_, batches, callbacks, total_epochs, initial_epoch)
         self._training_state_ = {**self._training_state_, "complete": True}
         self._last_epoch_seconds = progress.epoch_seconds
+
+    def _row_index_trainer(self, keras, rows):
+        """A model sharing every weight and the optimizer with ``model_`` that takes row indices."""
+        from ivis.nn.network import row_index_trainer
+
+        trainer = row_index_trainer(self.model_, rows)
+        loss, weights = self._losses(keras)
+        trainer.compile(
+            optimizer=self.model_.optimizer, loss=loss, loss_weights=weights, steps_per_execution=STEPS_PER_EXECUTION
+        )
+        return trainer
 
     # ------------------------------------------------------------- embedding
 

@@ -125,3 +125,31 @@ def triplet_network(encoder, supervised_head=None):
     if supervised_head is None:
         return keras.Model(inputs, stacked, name="ivis")
     return keras.Model(inputs, [stacked, supervised_head(embeddings[0])], name="ivis")
+
+
+class GatherRows(keras.layers.Layer):
+    """Look up the rows of a triplet batch in a training set held as a non-trainable variable.
+
+    Input: integer indices of shape ``(batch, 3)`` (anchor, positive, negative). Output: the
+    three row batches, ready for the triplet network. Only indices travel from Python to the
+    compiled training step, which is what makes in-memory training fast.
+    """
+
+    def __init__(self, rows, **kwargs):
+        super().__init__(**kwargs)
+        self.rows = keras.Variable(rows, trainable=False, name="training_rows")
+
+    def call(self, indices):
+        return [ops.take(self.rows, indices[:, role], axis=0) for role in range(3)]
+
+    def compute_output_shape(self, indices_shape):
+        return [(indices_shape[0],) + tuple(self.rows.shape[1:])] * 3
+
+
+def row_index_trainer(network, rows):
+    """Wrap ``network`` in a model that takes ``(batch, 3)`` row indices into ``rows``.
+
+    The wrapper shares every weight with ``network``; it exists only while training.
+    """
+    indices = keras.Input(shape=(3,), dtype="int32", name="triplet_indices")
+    return keras.Model(indices, network(GatherRows(rows)(indices)), name="ivis_trainer")

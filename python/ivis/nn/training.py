@@ -37,9 +37,16 @@ class TripletBatches(keras.utils.PyDataset):
         Targets of every row for supervised training.
     initial_epoch : int, default=0
         The epoch the first batch belongs to (non-zero when training resumes).
+    indices_only : bool, default=False
+        Yield the ``(batch, 3)`` int32 row indices of each triplet instead of the rows, for a
+        trainer that looks the rows up itself (:func:`~ivis.nn.network.row_index_trainer`).
+        The triplets are the same either way.
     """
 
-    def __init__(self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0):
+    def __init__(
+        self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
+        indices_only=False,
+    ):
         super().__init__()
         self.source = source
         self.neighbours = neighbours
@@ -48,6 +55,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.shuffle_mode = shuffle_mode
         self.labels = labels
         self.epoch = int(initial_epoch)
+        self.indices_only = bool(indices_only)
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -62,14 +70,21 @@ class TripletBatches(keras.utils.PyDataset):
         anchors = self._order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         positives, negatives = sample_triplets(anchors, self.neighbours, self.source.n_rows, rng)
+        n = len(anchors)
+        if self.indices_only:
+            x = np.stack([anchors, positives, negatives], axis=1).astype(np.int32, copy=False)
+            return x, self._targets(anchors)
         # One read for all three roles: out-of-core sources read it in increasing order, a
         # contiguous run (the anchors in 'batch' mode) as one slice, scattered rows together.
         rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
-        n = len(anchors)
-        x = (rows[:n], rows[n:2 * n], rows[2 * n:])
+        return (rows[:n], rows[n:2 * n], rows[2 * n:]), self._targets(anchors)
+
+    def _targets(self, anchors):
+        # The triplet loss ignores its target; a placeholder of the right length keeps Keras happy.
+        placeholder = np.zeros((len(anchors),), dtype=np.float32)
         if self.labels is None:
-            return x, np.zeros((n,), dtype=np.float32)
-        return x, (np.zeros((n,), dtype=np.float32), self.labels[anchors])
+            return placeholder
+        return placeholder, self.labels[anchors]
 
     def set_epoch(self, epoch):
         """Prepare the anchor order of ``epoch``; batches then sample from that epoch's streams."""
@@ -92,6 +107,47 @@ class EpochSync(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+
+
+class ForwardStopTraining(keras.callbacks.Callback):
+    """Pass a stop request made on the ivis network on to the model that is actually fitting.
+
+    Callbacks see the ivis network (``self.model``) even when training runs through a
+    wrapper; this callback, placed last, forwards their ``stop_training`` to the wrapper.
+    """
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    def _forward(self):
+        if self.model.stop_training:
+            self.trainer.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._forward()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._forward()
+
+
+def fit_triplets(trainer, network, batches, callbacks, epochs, initial_epoch, verbose=0):
+    """Fit ``trainer`` on ``batches`` while ``callbacks`` see ``network`` as their model.
+
+    ``trainer`` is either ``network`` itself or a wrapper that shares its weights (see
+    :func:`~ivis.nn.network.row_index_trainer`); user callbacks that save or inspect
+    ``self.model`` therefore always get the ivis network, never the wrapper.
+    """
+    network.stop_training = False
+    callback_list = keras.callbacks.CallbackList(
+        [*callbacks, ForwardStopTraining(trainer)], add_history=True, add_progbar=False, model=network,
+        verbose=verbose, epochs=epochs, steps=len(batches),
+    )
+    trainer.history = network.history  # what Keras's fit returns
+    # Batches are already shuffled, reproducibly, by TripletBatches: no Keras shuffling.
+    trainer.fit(
+        batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callback_list, shuffle=False, verbose=0,
+    )
 
 
 class EarlyStoppingOnLoss(keras.callbacks.Callback):

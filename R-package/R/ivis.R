@@ -20,7 +20,8 @@
 #' @param batch_size Size of the mini-batches used in training.
 #' @param epochs Maximum number of training epochs.
 #' @param n_epochs_without_progress Training stops after this many epochs
-#'   without improvement of the loss.
+#'   without improvement of the loss (smoothed over about 600 training steps
+#'   when an epoch has fewer).
 #' @param n_trees Number of random projection trees of the Annoy nearest
 #'   neighbour index.
 #' @param ntrees Deprecated; use `n_trees`.

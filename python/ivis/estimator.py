@@ -82,7 +82,10 @@ class Ivis(TransformerMixin, BaseEstimator):
     epochs : int, default=1000
         The most epochs to train for; each epoch uses every row once as an anchor.
     n_epochs_without_progress : int, default=20
-        Stop when the loss has not improved for this many epochs.
+        Stop when the loss has not improved for this many epochs. With fewer than 600
+        training steps per epoch (small data), the loss compared is an exponential moving
+        average over about 600 steps, so that noise between short epochs does not end
+        training early.
     n_trees : int, default=50
         Annoy random-projection trees: more trees, better neighbours, larger index.
     ntrees : int, optional
@@ -346,6 +349,8 @@ class Ivis(TransformerMixin, BaseEstimator):
         from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
 
         n_trees = _params.resolve_n_trees(self.n_trees, self.ntrees)
+        # Without precompute, memory is what the user is saving: Annoy's tree building holds
+        # about 32 bytes per row per thread, so the index is built with one thread.
         temporary_dir = None
         if self.annoy_index_path is not None and os.path.isfile(self.annoy_index_path):
             matrix = AnnoyKnnMatrix.load(
@@ -361,7 +366,7 @@ class Ivis(TransformerMixin, BaseEstimator):
             matrix = AnnoyKnnMatrix.build(
                 source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
                 ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,
-                random_state=self._sub_seed("annoy"),
+                random_state=self._sub_seed("annoy"), n_jobs=-1 if self.precompute else 1,
             )
 
         def cleanup():
@@ -445,9 +450,6 @@ class Ivis(TransformerMixin, BaseEstimator):
         total_epochs = self.epochs if resuming else initial_epoch + self.epochs
         stopping_state = (state.get("early_stopping") or {}) if resuming else {}
         best = stopping_state.get("best")
-        early_stopping = EarlyStoppingOnLoss(
-            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0)
-        )
         progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
@@ -457,6 +459,10 @@ class Ivis(TransformerMixin, BaseEstimator):
         batches = TripletBatches(
             source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
             indices_only=rows_in_graph,
+        )
+        early_stopping = EarlyStoppingOnLoss(
+            self.n_epochs_without_progress, len(batches), best=np.inf if best is None else best,
+            wait=stopping_state.get("wait", 0), smoothed=stopping_state.get("smoothed"),
         )
         self.loss_history_ = list(self.loss_history_)
         callbacks = [

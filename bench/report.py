@@ -47,6 +47,9 @@ RATIO_NAMES = {
 }
 
 
+ANALYSIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+
+
 def _f(value, digits=2):
     if value is None:
         return "–"
@@ -264,8 +267,8 @@ NOTES = """## How the numbers are taken
 """
 
 
-def render(data):
-    """The report as a string."""
+def render(data, appendix=None):
+    """The report as a string; ``appendix`` (markdown) is added at the end."""
     by_workload = {}
     for rec in data["runs"].values():
         by_workload.setdefault(rec["workload"], []).append(rec)
@@ -274,14 +277,24 @@ def render(data):
     for name, recs in by_workload.items():
         lines += _workload_section(name, data["workloads"].get(name, {}), recs)
     lines.append(NOTES)
+    if appendix:
+        lines.append(appendix)
     return "\n".join(lines)
 
 
 def write(data, path):
-    """Write the report for ``data`` to ``path``."""
+    """Write the report for ``data`` to ``path``.
+
+    The report of the ``full`` results ends with the hand-written analysis in
+    ``bench/ANALYSIS.md`` (gaps and their causes), so that regenerating it keeps that text.
+    """
+    appendix = None
+    if data.get("name") == "full" and os.path.isfile(ANALYSIS):
+        with open(ANALYSIS) as f:
+            appendix = f.read()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        f.write(render(data))
+        f.write(render(data, appendix))
 
 
 if __name__ == "__main__":

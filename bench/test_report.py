@@ -110,3 +110,16 @@ def test_render_has_every_section():
     for heading in ("## Machine and software", "## Targets", "## Ratios", "### fmnist", "## How the numbers"):
         assert heading in text
     assert "†" in text  # the two sides of the ratios come from different invocations
+
+
+def test_full_report_keeps_the_hand_written_analysis(tmp_path, monkeypatch):
+    analysis = tmp_path / "ANALYSIS.md"
+    analysis.write_text("## Gaps and their causes\n\nwhy\n")
+    monkeypatch.setattr(report, "ANALYSIS", str(analysis))
+    doc = _doc(_rec("fmnist", "ivis", 30.0, neighbours=2.0, spe=1.0, quality=Q_GOOD))
+    for name, kept in (("full", True), ("quick", False)):
+        doc["name"] = name
+        report.write(doc, str(tmp_path / f"{name}.md"))
+        text = (tmp_path / f"{name}.md").read_text()
+        assert ("## Gaps and their causes" in text) == kept
+        assert text.index("## Targets") < text.index("## How the numbers")

@@ -30,13 +30,8 @@ step "R package: testthat, R CMD check, vignette"
 scripts/test-r.sh
 
 step "benchmark suite self-checks"
-# Their Fashion-MNIST check reads the Debian package's files (31 MB).
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
-  SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 \
-    || { "${SUDO[@]}" apt-get update -qq >/dev/null 2>&1 || true
-         "${SUDO[@]}" apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; }
-fi
+# Their Fashion-MNIST check reads the Debian package's files.
+scripts/install-fmnist.sh
 "$PY" -m pytest bench -q -p no:cacheprovider
 
 step "all tests passed"

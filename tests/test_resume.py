@@ -12,7 +12,6 @@ import pytest
 
 from conftest import FAST
 from ivis import Ivis
-from ivis.nn import training
 from ivis.nn.callbacks import ModelCheckpoint
 from ivis.nn.network import base_network, build_encoder
 from ivis.persistence import ModelFolderError, random_states, read_manifest
@@ -64,9 +63,8 @@ def test_resumed_supervised_run_is_identical(blobs, tmp_path):
     np.testing.assert_array_equal(resumed.score_samples(X), full.score_samples(X))
 
 
-def test_checkpoint_of_the_epoch_early_stopping_ended_resumes_as_finished(blobs, tmp_path, monkeypatch):
+def test_checkpoint_of_the_epoch_early_stopping_ended_resumes_as_finished(blobs, tmp_path):
     X, _ = blobs
-    monkeypatch.setattr(training, "SMOOTHING_STEPS", 1)  # each epoch's own loss: stops within 40 epochs
     params = {**FAST, "epochs": 40, "n_epochs_without_progress": 1}
     stopped = Ivis(**params, callbacks=[ModelCheckpoint(tmp_path, "latest.ivis")]).fit(X)
     n_epochs = len(stopped.loss_history_)

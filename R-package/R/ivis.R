@@ -20,8 +20,7 @@
 #' @param batch_size Size of the mini-batches used in training.
 #' @param epochs Maximum number of training epochs.
 #' @param n_epochs_without_progress Training stops after this many epochs
-#'   without improvement of the loss (smoothed over about 600 training steps
-#'   when an epoch has fewer).
+#'   without improvement of the loss.
 #' @param n_trees Number of random projection trees of the Annoy nearest
 #'   neighbour index.
 #' @param ntrees Deprecated; use `n_trees`.

@@ -82,10 +82,7 @@ class Ivis(TransformerMixin, BaseEstimator):
     epochs : int, default=1000
         The most epochs to train for; each epoch uses every row once as an anchor.
     n_epochs_without_progress : int, default=20
-        Stop when the loss has not improved for this many epochs. With fewer than 600
-        training steps per epoch (small data), the loss compared is an exponential moving
-        average over about 600 steps, so that noise between short epochs does not end
-        training early.
+        Stop when the loss has not improved for this many epochs.
     n_trees : int, default=50
         Annoy random-projection trees: more trees, better neighbours, larger index.
     ntrees : int, optional
@@ -450,6 +447,9 @@ class Ivis(TransformerMixin, BaseEstimator):
         total_epochs = self.epochs if resuming else initial_epoch + self.epochs
         stopping_state = (state.get("early_stopping") or {}) if resuming else {}
         best = stopping_state.get("best")
+        early_stopping = EarlyStoppingOnLoss(
+            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0)
+        )
         progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
@@ -459,10 +459,6 @@ class Ivis(TransformerMixin, BaseEstimator):
         batches = TripletBatches(
             source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
             indices_only=rows_in_graph,
-        )
-        early_stopping = EarlyStoppingOnLoss(
-            self.n_epochs_without_progress, len(batches), best=np.inf if best is None else best,
-            wait=stopping_state.get("wait", 0), smoothed=stopping_state.get("smoothed"),
         )
         self.loss_history_ = list(self.loss_history_)
         callbacks = [

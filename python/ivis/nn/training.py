@@ -16,9 +16,6 @@ from ivis.data.triplets import EpochAnchors, sample_triplets
 
 # Value of the label output for rows without a label (semi-supervised training).
 MISSING_LABEL = -1
-# Training steps early stopping averages the loss over: about 5 epochs of 128-row batches of
-# 15,000 rows. Fewer steps left 2-D embeddings of small data (1,797 digits) under-trained.
-SMOOTHING_STEPS = 600
 
 
 class TripletBatches(keras.utils.PyDataset):
@@ -154,51 +151,26 @@ def fit_triplets(trainer, network, batches, callbacks, epochs, initial_epoch, ve
 
 
 class EarlyStoppingOnLoss(keras.callbacks.Callback):
-    """Stop when the smoothed training loss has not improved for ``patience`` epochs.
+    """Stop when the training loss has not improved for ``patience`` epochs.
 
-    An epoch's loss is the mean over its steps, so with few steps per epoch (small data)
-    it is noisy: one lucky epoch would set a best value that later epochs fail to beat
-    although the loss is still falling. The loss is therefore smoothed with an exponential
-    moving average spanning about ``smoothing_steps`` training steps (weight
-    ``min(1, steps_per_epoch / smoothing_steps)``); from that many steps per epoch on, each
-    epoch's own loss is used, as in :class:`keras.callbacks.EarlyStopping`.
-
-    Unlike Keras's callback, its state (smoothed loss, best value, epochs waited) can be
-    saved and restored, so that a resumed run stops exactly where an uninterrupted one would
-    have.
-
-    Parameters
-    ----------
-    patience : int
-        Epochs without improvement of the smoothed loss before training stops.
-    steps_per_epoch : int
-        Training steps in one epoch.
-    best, wait, smoothed : float, int, float or None
-        Restored state of an interrupted run.
-    smoothing_steps : int, optional
-        Training steps the moving average spans (default ``SMOOTHING_STEPS``).
+    Unlike :class:`keras.callbacks.EarlyStopping`, its state (best loss, epochs waited)
+    can be saved and restored, so that a resumed run stops exactly where an uninterrupted
+    one would have.
     """
 
-    def __init__(self, patience, steps_per_epoch, best=np.inf, wait=0, smoothed=None, smoothing_steps=None):
+    def __init__(self, patience, best=np.inf, wait=0):
         super().__init__()
         self.patience = int(patience)
-        smoothing_steps = SMOOTHING_STEPS if smoothing_steps is None else smoothing_steps
-        self.weight = min(1.0, max(1, int(steps_per_epoch)) / float(smoothing_steps))
         self.best = float(best)
         self.wait = int(wait)
-        self.smoothed = None if smoothed is None else float(smoothed)
         self.stopped_early = False
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is None or not np.isfinite(loss):
             return
-        if self.smoothed is None:
-            self.smoothed = float(loss)
-        else:
-            self.smoothed = float((1.0 - self.weight) * self.smoothed + self.weight * loss)
-        if self.smoothed < self.best:
-            self.best = self.smoothed
+        if loss < self.best:
+            self.best = float(loss)
             self.wait = 0
             return
         self.wait += 1
@@ -207,7 +179,7 @@ class EarlyStoppingOnLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def state(self):
-        return {"best": self.best if np.isfinite(self.best) else None, "wait": self.wait, "smoothed": self.smoothed}
+        return {"best": self.best if np.isfinite(self.best) else None, "wait": self.wait}
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -50,10 +50,10 @@ def record(name, seed, epochs):
 
     class Evaluate(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % EVERY == 0:
+            if (epoch + 1) % EVERY == 0:  # keyed by str(epoch), as in the saved JSON
                 embedding = model.encoder_.predict(X, verbose=0)
                 folds = StratifiedKFold(5, shuffle=True, random_state=0)
-                accuracy[epoch + 1] = float(cross_val_score(KNeighborsClassifier(15), embedding, y, cv=folds).mean())
+                accuracy[str(epoch + 1)] = float(cross_val_score(KNeighborsClassifier(15), embedding, y, cv=folds).mean())
 
     model = Ivis(k=15, epochs=epochs, n_epochs_without_progress=epochs + 1, verbose=0, random_state=seed,
                  callbacks=[Evaluate()])
@@ -97,23 +97,22 @@ def main():
         runs = {}
         for name in DATASETS:
             for seed in range(args.seeds):
-                # Through JSON, so that epochs are string keys here as in the saved file.
-                runs[f"{name}/{seed}"] = json.loads(json.dumps(record(name, seed, args.epochs)))
+                runs[f"{name}/{seed}"] = record(name, seed, args.epochs)
                 print(name, seed, flush=True)
+    by_dataset = {name: [r for key, r in runs.items() if key.split("/")[0] == name] for name in DATASETS}
     table = {}
     for rule, params in RULES.items():
-        for name in DATASETS:
-            chosen = [r for key, r in runs.items() if key.split("/")[0] == name]
+        for name, chosen in by_dataset.items():
             epochs = [stopping_epoch(r["loss"], r["steps_per_epoch"], **params) for r in chosen]
             table.setdefault(rule, {})[name] = {
                 "accuracy": float(np.mean([accuracy_at(r["accuracy"], e) for r, e in zip(chosen, epochs)])),
                 "epochs": float(np.mean(epochs)),
             }
-    curve = {}
-    for name in DATASETS:
-        chosen = [r for key, r in runs.items() if key.split("/")[0] == name]
-        curve[name] = {str(e): float(np.mean([r["accuracy"][str(e)] for r in chosen]))
-                       for e in (10, 50, 100, 200, 500, 1000) if str(e) in chosen[0]["accuracy"]}
+    curve = {
+        name: {str(e): float(np.mean([r["accuracy"][str(e)] for r in chosen]))
+               for e in (10, 50, 100, 200, 500, 1000) if str(e) in chosen[0]["accuracy"]}
+        for name, chosen in by_dataset.items()
+    }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump({"rules": table, "accuracy_by_epoch": curve, "runs": runs}, handle)

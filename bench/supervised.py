@@ -38,9 +38,18 @@ def fashion_mnist():
     return workload.X, workload.y
 
 
-def classification(X_train, y_train, X_test, y_test, labels, weight, patience, epochs, seed):
+def classification_scores(train_embedding, test_embedding, y_train, y_test, predicted):
+    """Test accuracy of the predicted classes and of a 15-NN classifier on the embeddings."""
     from sklearn.neighbors import KNeighborsClassifier
 
+    knn = KNeighborsClassifier(15).fit(train_embedding, y_train)
+    return {
+        "score_samples_accuracy": float(np.mean(predicted == y_test)),
+        "knn15_test_accuracy": float(knn.score(test_embedding, y_test)),
+    }
+
+
+def classification(X_train, y_train, X_test, y_test, labels, weight, patience, epochs, seed):
     from ivis import Ivis
 
     model = Ivis(k=15, supervision_weight=weight, n_epochs_without_progress=patience, epochs=epochs,
@@ -48,15 +57,9 @@ def classification(X_train, y_train, X_test, y_test, labels, weight, patience, e
     start = time.perf_counter()
     train_embedding = model.fit_transform(X_train, labels)
     seconds = time.perf_counter() - start
-    test_embedding = model.transform(X_test)
     predicted = model.classes_[model.score_samples(X_test).argmax(axis=1)]
-    knn = KNeighborsClassifier(15).fit(train_embedding, y_train)
-    return {
-        "score_samples_accuracy": float(np.mean(predicted == y_test)),
-        "knn15_test_accuracy": float(knn.score(test_embedding, y_test)),
-        "seconds": seconds,
-        "epochs": model.timings_["epochs"],
-    }
+    scores = classification_scores(train_embedding, model.transform(X_test), y_train, y_test, predicted)
+    return {**scores, "seconds": seconds, "epochs": model.timings_["epochs"]}
 
 
 def regression(patience, seeds):

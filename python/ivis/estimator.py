@@ -346,8 +346,6 @@ class Ivis(TransformerMixin, BaseEstimator):
         from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
 
         n_trees = _params.resolve_n_trees(self.n_trees, self.ntrees)
-        # Without precompute, memory is what the user is saving: Annoy's tree building holds
-        # about 32 bytes per row per thread, so the index is built with one thread.
         temporary_dir = None
         if self.annoy_index_path is not None and os.path.isfile(self.annoy_index_path):
             matrix = AnnoyKnnMatrix.load(
@@ -360,6 +358,8 @@ class Ivis(TransformerMixin, BaseEstimator):
             else:
                 temporary_dir = tempfile.mkdtemp(prefix="ivis-annoy-")
                 path = os.path.join(temporary_dir, "annoy.index")
+            # Without precompute, memory is what the user is saving: Annoy's tree building holds
+            # about 32 bytes per row per thread, so the index is built with one thread.
             matrix = AnnoyKnnMatrix.build(
                 source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
                 ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,

@@ -49,9 +49,14 @@ def _standard(workload):
     ]
 
 
+ALL_ROWS = {"negative_sampling": "all_rows"}
+
+
 def _digits():
     return _standard("digits") + [
         Run("digits", "ivis_defaults", "ivis", {"k": 15, **SEED}, note="library defaults, k=15"),
+        Run("digits", "ivis_defaults_all_rows", "ivis", {"k": 15, **SEED, **ALL_ROWS},
+            note="library defaults, k=15, negatives from all rows"),
         Run("digits", "ivis_prev_defaults", "ivis_prev", {"k": 15}, note="ivis 2.0.11 defaults, k=15"),
     ]
 
@@ -60,9 +65,16 @@ REPEAT_SEEDS = (1, 2)
 
 
 def _seed_repeats(workload):
-    """ivis and the previous release again with other seeds: quality differs between seeds."""
-    runs = []
+    """ivis and the previous release again with other seeds: quality differs between seeds.
+
+    Each seed also runs ivis with negatives drawn from all rows (as the previous release
+    draws them), the comparison behind the default ``negative_sampling='in_batch'``.
+    """
+    runs = [Run(workload, "ivis_all_rows", "ivis", {**BENCH_IVIS, **SEED, **ALL_ROWS},
+                note="benchmark settings, negatives from all rows")]
     for seed in REPEAT_SEEDS:
+        runs.append(Run(workload, f"ivis_all_rows_seed{seed}", "ivis", {**BENCH_IVIS, "random_state": seed, **ALL_ROWS},
+                        note=f"benchmark settings, negatives from all rows, random_state={seed}"))
         runs.append(Run(workload, f"ivis_seed{seed}", "ivis", {**BENCH_IVIS, "random_state": seed},
                         note=f"benchmark settings, random_state={seed}"))
         runs.append(Run(workload, f"ivis_prev_seed{seed}", "ivis_prev", {**BENCH_IVIS, "global_seed": seed},
@@ -138,8 +150,8 @@ def runs_for(workload):
 
 
 # Left out of --quick runs to keep the smoke run short.
-NOT_IN_QUICK = {("digits", "ivis_prev_defaults")} | {
-    ("fmnist", f"{method}_seed{seed}") for method in ("ivis", "ivis_prev") for seed in REPEAT_SEEDS
+NOT_IN_QUICK = {("digits", "ivis_prev_defaults"), ("digits", "ivis_defaults_all_rows"), ("fmnist", "ivis_all_rows")} | {
+    ("fmnist", f"{method}_seed{seed}") for method in ("ivis", "ivis_prev", "ivis_all_rows") for seed in REPEAT_SEEDS
 }
 
 

@@ -11,6 +11,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FAST = dict(k=5, epochs=3, batch_size=32, verbose=0, random_state=0)
 
 
+def array_dataset(data):
+    """``data`` behind the IndexableDataset interface: data ivis must treat as not in memory."""
+    from ivis.data.sequence import IndexableDataset
+
+    class ArrayDataset(IndexableDataset):
+        @property
+        def shape(self):
+            return data.shape
+
+        def __getitem__(self, i):
+            return data[i]
+
+        def get_batch(self, idx):
+            return data[np.asarray(idx)]
+
+    return ArrayDataset()
+
+
 @pytest.fixture(scope="session")
 def iris():
     from sklearn.datasets import load_iris

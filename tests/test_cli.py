@@ -1,6 +1,6 @@
 """The ivis command line, run as a user runs it."""
 
-import os
+import json
 import subprocess
 import sys
 
@@ -41,10 +41,12 @@ def test_csv_with_labels_save_and_reuse_model(tmp_path, blobs):
         handle.write(",".join([f"f{i}" for i in range(10)] + ["kind"]) + "\n")
         for row, label in zip(X, y):
             handle.write(",".join(f"{v:.5f}" for v in row) + f",type{label}\n")
-    run(["data.csv", "--label-column", "kind", "-k", "5", "--save-model", "m.ivis", "--format", "npy"] + FAST, tmp_path)
+    run(["data.csv", "--label-column", "kind", "-k", "5", "--save-model", "m.ivis", "--format", "npy",
+         "--negative-sampling", "all_rows"] + FAST, tmp_path)
     first = np.load(tmp_path / "ivis-output" / "embedding.npy")
     assert first.shape == (300, 2)
-    assert os.path.isfile(tmp_path / "m.ivis" / "ivis.json")
+    with open(tmp_path / "m.ivis" / "ivis.json") as handle:
+        assert json.load(handle)["params"]["negative_sampling"] == "all_rows"
     run(["data.csv", "--label-column", "kind", "--load-model", "m.ivis", "-o", "again", "--format", "npy", "-q"], tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "again" / "embedding.npy"), first, atol=1e-4)
 

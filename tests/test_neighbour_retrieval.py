@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
+from conftest import array_dataset
 from ivis.data.neighbour_retrieval import AnnoyKnnMatrix, LabeledNeighbourMap, NeighbourMatrix, build_annoy_index
 from ivis.data.neighbour_retrieval.knn import ANNOY_METRICS
 
@@ -83,11 +84,33 @@ def test_unknown_metric_lists_valid_ones(clustered, tmp_path):
         build_annoy_index(clustered, str(tmp_path / "i.ann"), metric="cosine")
 
 
-def test_nan_in_data_is_reported_while_indexing(tmp_path):
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_nan_in_data_is_reported_while_indexing_and_leaves_no_file(tmp_path, on_disk):
     X = np.ones((50, 3), dtype=np.float32)
     X[17, 2] = np.nan
     with pytest.raises(ValueError, match="row 17, column 2"):
-        build_annoy_index(X, str(tmp_path / "i.ann"), verbose=0)
+        build_annoy_index(X, str(tmp_path / "i.ann"), build_index_on_disk=on_disk, verbose=0)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("given_path", [True, False])
+def test_failed_index_build_in_fit_leaves_no_index_behind(tmp_path, monkeypatch, given_path):
+    import tempfile
+
+    from ivis import Ivis
+
+    X = np.random.default_rng(0).random((60, 4)).astype(np.float32)
+    X[40, 1] = np.nan
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    index_path = tmp_path / "index.ann"
+    model = Ivis(k=5, epochs=1, batch_size=16, verbose=0, annoy_index_path=str(index_path) if given_path else None)
+    with pytest.raises(ValueError, match="row 40, column 1"):
+        model.fit(array_dataset(X))  # not in memory: the NaN is found while indexing
+    # Neither a half-built index at the given path (a later fit would load it) nor a temporary folder.
+    assert not index_path.exists()
+    assert os.listdir(scratch) == []
 
 
 def test_labeled_neighbour_map():

@@ -144,6 +144,7 @@ PARAMETER_VALUES = {
     "knn_distance_metric": ("euclidean", '"euclidean"'),
     "search_k": (100, "100"),
     "precompute": (False, "FALSE"),
+    "negative_sampling": ("all_rows", "\"all_rows\""),
     "model": ("hinton", '"hinton"'),
     "supervision_metric": ("mae", '"mae"'),
     "supervision_weight": (0.25, "0.25"),

@@ -14,6 +14,7 @@ from ivis.data.neighbour_retrieval.knn import ANNOY_METRICS
 from ivis.data.triplets import SHUFFLE_MODES
 
 NETWORK_NAMES = ("szubert", "hinton", "maaten")
+NEGATIVE_SAMPLING = ("in_batch", "all_rows")
 
 
 def _is_int(value):
@@ -73,6 +74,11 @@ def check_core_params(estimator):
     check_bool("precompute", estimator.precompute)
     check_bool("build_index_on_disk", estimator.build_index_on_disk)
     check_weight("supervision_weight", estimator.supervision_weight)
+    if estimator.negative_sampling not in NEGATIVE_SAMPLING:
+        raise ValueError(
+            f"Unknown negative_sampling {estimator.negative_sampling!r}. Valid values are: "
+            f"{', '.join(map(repr, NEGATIVE_SAMPLING))}."
+        )
     if estimator.knn_distance_metric not in ANNOY_METRICS:
         raise ValueError(
             f"Unknown knn_distance_metric {estimator.knn_distance_metric!r}. Valid metrics are: "

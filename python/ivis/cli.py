@@ -20,7 +20,8 @@ CHECKPOINT_NAME = "checkpoint.ivis"
 # Options a checkpoint fixes: a resumed run keeps the parameters it was trained with.
 _CHECKPOINT_PARAMS = (
     "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress", "model",
-    "knn_distance_metric", "n_trees", "supervision_metric", "supervision_weight", "random_state",
+    "knn_distance_metric", "n_trees", "negative_sampling", "supervision_metric", "supervision_weight",
+    "random_state",
 )
 
 
@@ -67,6 +68,8 @@ def build_parser():
     model.add_argument("--no-precompute", action="store_true", help="query neighbours per batch instead of precomputing them")
     model.add_argument("--shuffle-mode", choices=("all", "batch", "none"), default="all",
                        help="'batch' reads contiguous batches: much faster for HDF5 on disk")
+    model.add_argument("--negative-sampling", choices=("in_batch", "all_rows"), default="in_batch",
+                       help="negatives from the other anchors of a batch (faster) or from all rows (default: %(default)s)")
     model.add_argument("--supervision-metric", default="sparse_categorical_crossentropy")
     model.add_argument("--supervision-weight", type=float, default=0.5)
     model.add_argument("--random-state", type=int, default=None, help="seed for repeatable results")
@@ -219,7 +222,8 @@ def _estimator(args):
     return Ivis(
         embedding_dims=args.embedding_dims, k=k, distance=args.distance, batch_size=args.batch_size,
         epochs=args.epochs, n_epochs_without_progress=args.n_epochs_without_progress, n_trees=args.n_trees,
-        knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute, model=args.model,
+        knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute,
+        negative_sampling=args.negative_sampling, model=args.model,
         supervision_metric=args.supervision_metric, supervision_weight=args.supervision_weight,
         verbose=0 if args.quiet else 1, random_state=args.random_state,
     )

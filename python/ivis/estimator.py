@@ -94,6 +94,15 @@ class Ivis(TransformerMixin, BaseEstimator):
     precompute : bool, default=True
         Extract every row's neighbours before training (``n_samples * k`` int32 in memory);
         False queries the index per batch instead.
+    negative_sampling : {'in_batch', 'all_rows'}, default='in_batch'
+        Where each anchor's negative comes from; either way it is a uniformly drawn row outside
+        the anchor's neighbour list. ``'in_batch'``: one of the other anchors of the batch,
+        whose embedding the network has computed already, so a triplet costs two network
+        passes instead of three (training about a quarter faster at the same quality). It
+        applies when anchors are shuffled (``fit(..., shuffle_mode=True)``, the default);
+        with ``shuffle_mode='batch'`` or ``False`` a batch's anchors are neighbours in storage
+        order, and negatives are drawn from all rows instead. ``'all_rows'``: always draw
+        from all rows, as the published algorithm does.
     model : str or keras.Model, default='szubert'
         Base network: 'szubert', 'hinton', 'maaten', or a Keras model of any input rank to which
         an embedding layer is appended. A given model is copied, so the caller's stays untouched.
@@ -164,6 +173,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         knn_distance_metric="angular",
         search_k=-1,
         precompute=True,
+        negative_sampling="in_batch",
         model="szubert",
         supervision_metric="sparse_categorical_crossentropy",
         supervision_weight=0.5,
@@ -185,6 +195,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.knn_distance_metric = knn_distance_metric
         self.search_k = search_k
         self.precompute = precompute
+        self.negative_sampling = negative_sampling
         self.model = model
         self.supervision_metric = supervision_metric
         self.supervision_weight = supervision_weight
@@ -360,11 +371,16 @@ class Ivis(TransformerMixin, BaseEstimator):
                 path = os.path.join(temporary_dir, "annoy.index")
             # Without precompute, memory is what the user is saving: Annoy's tree building holds
             # about 32 bytes per row per thread, so the index is built with one thread.
-            matrix = AnnoyKnnMatrix.build(
-                source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
-                ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,
-                random_state=self._sub_seed("annoy"), n_jobs=-1 if self.precompute else 1,
-            )
+            try:
+                matrix = AnnoyKnnMatrix.build(
+                    source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
+                    ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,
+                    random_state=self._sub_seed("annoy"), n_jobs=-1 if self.precompute else 1,
+                )
+            except BaseException:
+                if temporary_dir is not None:
+                    shutil.rmtree(temporary_dir, ignore_errors=True)
+                raise
 
         def cleanup():
             if temporary_dir is not None:
@@ -373,8 +389,10 @@ class Ivis(TransformerMixin, BaseEstimator):
                 matrix.unload()
 
         if self.precompute:
-            neighbours = matrix.get_neighbour_indices()
-            cleanup()
+            try:
+                neighbours = matrix.get_neighbour_indices()
+            finally:
+                cleanup()
             self.neighbour_matrix_ = neighbours
             return neighbours, lambda: None
         self.neighbour_matrix_ = None
@@ -456,9 +474,11 @@ class Ivis(TransformerMixin, BaseEstimator):
             if callable(getattr(callback, "register_ivis_model", None)):
                 callback.register_ivis_model(self)
         rows_in_graph = isinstance(source, ArraySource) and source.data.nbytes <= IN_GRAPH_ROWS_MAX_BYTES
+        # Other anchors are uniformly drawn rows only when the anchors are shuffled.
+        in_batch = self.negative_sampling == "in_batch" and shuffle_mode is True
         batches = TripletBatches(
             source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
-            indices_only=rows_in_graph,
+            indices_only=rows_in_graph, in_batch_negatives=in_batch,
         )
         self.loss_history_ = list(self.loss_history_)
         callbacks = [
@@ -468,19 +488,29 @@ class Ivis(TransformerMixin, BaseEstimator):
         # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
         stopped = resuming and early_stopping.wait >= early_stopping.patience
         if initial_epoch < total_epochs and not stopped:
-            trainer = self._row_index_trainer(keras, source.data) if rows_in_graph else self.model_
+            trainer = self._trainer(keras, source.data if rows_in_graph else None, in_batch)
             fit_triplets(trainer, self.model_, batches, callbacks, total_epochs, initial_epoch)
         self._training_state_ = {**self._training_state_, "complete": True}
         self._last_epoch_seconds = progress.epoch_seconds
 
-    def _row_index_trainer(self, keras, rows):
-        """A model sharing every weight and the optimizer with ``model_`` that takes row indices."""
-        from ivis.nn.network import row_index_trainer
+    def _trainer(self, keras, rows, in_batch):
+        """The model to fit: ``model_`` itself, or one sharing its weights and optimizer.
 
-        trainer = row_index_trainer(self.model_, rows)
+        ``rows`` (the training set, for data held in the graph) makes the trainer take row
+        indices; ``in_batch`` makes it reuse anchors' embeddings as negatives.
+        """
+        from ivis.nn.network import in_batch_trainer, row_index_trainer
+
+        if in_batch:
+            trainer = in_batch_trainer(self.encoder_, self.supervised_head_, rows)
+        elif rows is not None:
+            trainer = row_index_trainer(self.model_, rows)
+        else:
+            return self.model_
         loss, weights = self._losses(keras)
         trainer.compile(
-            optimizer=self.model_.optimizer, loss=loss, loss_weights=weights, steps_per_execution=STEPS_PER_EXECUTION
+            optimizer=self.model_.optimizer, loss=loss, loss_weights=weights,
+            steps_per_execution=STEPS_PER_EXECUTION if rows is not None else 1,
         )
         return trainer
 

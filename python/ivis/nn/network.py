@@ -127,23 +127,39 @@ def triplet_network(encoder, supervised_head=None):
     return keras.Model(inputs, [stacked, supervised_head(embeddings[0])], name="ivis")
 
 
+class BatchNegatives(keras.layers.Layer):
+    """Stack anchor, positive and negative embeddings, each negative being another anchor's.
+
+    ``positions`` (int32, one per anchor) says which anchor of the batch serves as the
+    negative: the anchors' embeddings are reused, so negatives cost no network pass.
+    """
+
+    def call(self, anchor, positive, positions):
+        return ops.stack([anchor, positive, ops.take(anchor, positions, axis=0)], axis=0)
+
+    def compute_output_shape(self, anchor_shape, positive_shape, positions_shape):
+        return (3,) + tuple(anchor_shape)
+
+
 class GatherRows(keras.layers.Layer):
     """Look up the rows of a triplet batch in a training set held as a non-trainable variable.
 
     Input: integer indices of shape ``(batch, 3)`` (anchor, positive, negative). Output: the
-    three row batches, ready for the triplet network. Only indices travel from Python to the
-    compiled training step, which is what makes in-memory training fast.
+    row batches of the first ``roles`` columns (all three by default), ready for the triplet
+    network. Only indices travel from Python to the compiled training step, which is what
+    makes in-memory training fast.
     """
 
-    def __init__(self, rows, **kwargs):
+    def __init__(self, rows, roles=3, **kwargs):
         super().__init__(**kwargs)
         self.rows = keras.Variable(rows, trainable=False, name="training_rows")
+        self.roles = int(roles)
 
     def call(self, indices):
-        return [ops.take(self.rows, indices[:, role], axis=0) for role in range(3)]
+        return [ops.take(self.rows, indices[:, role], axis=0) for role in range(self.roles)]
 
     def compute_output_shape(self, indices_shape):
-        return [(indices_shape[0],) + tuple(self.rows.shape[1:])] * 3
+        return [(indices_shape[0],) + tuple(self.rows.shape[1:])] * self.roles
 
 
 def row_index_trainer(network, rows):
@@ -153,3 +169,29 @@ def row_index_trainer(network, rows):
     """
     indices = keras.Input(shape=(3,), dtype="int32", name="triplet_indices")
     return keras.Model(indices, network(GatherRows(rows)(indices)), name="ivis_trainer")
+
+
+def in_batch_trainer(encoder, supervised_head=None, rows=None):
+    """A training model whose negatives are other anchors of the batch (two passes per triplet).
+
+    It shares every weight with ``encoder`` and ``supervised_head`` and computes the same
+    losses as :func:`triplet_network` would for the triplets (anchor, positive,
+    ``anchor[position]``). Inputs are the anchor rows, the positive rows and the negatives'
+    positions in the batch; with ``rows`` (the training set, held in the graph as in
+    :func:`row_index_trainer`) a single ``(batch, 3)`` int32 input instead: anchor row,
+    positive row, negative position.
+    """
+    if rows is None:
+        input_shape = encoder.inputs[0].shape[1:]
+        anchor = keras.Input(shape=input_shape, name="anchor")
+        positive = keras.Input(shape=input_shape, name="positive")
+        positions = keras.Input(shape=(), dtype="int32", name="negative_positions")
+        inputs = [anchor, positive, positions]
+    else:
+        inputs = keras.Input(shape=(3,), dtype="int32", name="triplet_indices")
+        anchor, positive = GatherRows(rows, roles=2)(inputs)
+        positions = inputs[:, 2]
+    anchor_embedding = encoder(anchor)
+    stacked = BatchNegatives(name="triplets")(anchor_embedding, encoder(positive), positions)
+    outputs = stacked if supervised_head is None else [stacked, supervised_head(anchor_embedding)]
+    return keras.Model(inputs, outputs, name="ivis_in_batch_trainer")

@@ -41,11 +41,17 @@ class TripletBatches(keras.utils.PyDataset):
         Yield the ``(batch, 3)`` int32 row indices of each triplet instead of the rows, for a
         trainer that looks the rows up itself (:func:`~ivis.nn.network.row_index_trainer`).
         The triplets are the same either way.
+    in_batch_negatives : bool, default=False
+        Take each anchor's negative from the other anchors of its batch
+        (:func:`~ivis.data.triplets.sample_batch_negatives`), for a trainer that reuses their
+        embeddings (:func:`~ivis.nn.network.in_batch_trainer`). Negatives are then positions
+        in the batch: the third index column, or a third input next to the anchor and
+        positive rows.
     """
 
     def __init__(
         self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
-        indices_only=False,
+        indices_only=False, in_batch_negatives=False,
     ):
         super().__init__()
         self.source = source
@@ -56,6 +62,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.labels = labels
         self.epoch = int(initial_epoch)
         self.indices_only = bool(indices_only)
+        self.in_batch_negatives = bool(in_batch_negatives)
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -69,11 +76,16 @@ class TripletBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         anchors = self._order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        positives, negatives = sample_triplets(anchors, self.neighbours, self.source.n_rows, rng)
+        positives, negatives = sample_triplets(
+            anchors, self.neighbours, self.source.n_rows, rng, in_batch=self.in_batch_negatives
+        )
         n = len(anchors)
         if self.indices_only:
             x = np.stack([anchors, positives, negatives], axis=1).astype(np.int32, copy=False)
             return x, self._targets(anchors)
+        if self.in_batch_negatives:
+            rows = self.source.get_batch(np.concatenate([anchors, positives]))
+            return (rows[:n], rows[n:], negatives), self._targets(anchors)
         # One read for all three roles: out-of-core sources read it in increasing order, a
         # contiguous run (the anchors in 'batch' mode) as one slice, scattered rows together.
         rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))

@@ -101,19 +101,26 @@ def build_annoy_index(
     index = AnnoyIndex(source.n_features, metric)
     if random_state is not None:
         index.set_seed(int(random_state))
-    if build_index_on_disk:
-        index.on_disk_build(path)
-    with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1, mininterval=1.0) as bar:
-        for start, chunk in source.iter_chunks():
-            chunk = chunk.reshape(len(chunk), -1)
-            if not np.isfinite(chunk).all():
-                source.check_finite()
-            for offset, row in enumerate(chunk):
-                index.add_item(start + offset, row)
-            bar.update(len(chunk))
-    index.build(int(ntrees), n_jobs=resolve_n_jobs(n_jobs))
-    if not build_index_on_disk:
-        index.save(path)
+    try:
+        if build_index_on_disk:
+            index.on_disk_build(path)
+        with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1, mininterval=1.0) as bar:
+            for start, chunk in source.iter_chunks():
+                chunk = chunk.reshape(len(chunk), -1)
+                if not np.isfinite(chunk).all():
+                    source.check_finite()
+                for offset, row in enumerate(chunk):
+                    index.add_item(start + offset, row)
+                bar.update(len(chunk))
+        index.build(int(ntrees), n_jobs=resolve_n_jobs(n_jobs))
+        if not build_index_on_disk:
+            index.save(path)
+    except BaseException:
+        # A half-built index must not stay behind: a later fit would take it for a finished one.
+        index.unload()
+        if os.path.exists(path):
+            os.remove(path)
+        raise
     return index
 
 

@@ -16,6 +16,8 @@ from ivis.data.triplets import EpochAnchors, sample_triplets
 
 # Value of the label output for rows without a label (semi-supervised training).
 MISSING_LABEL = -1
+# Batches prepared ahead of the training step (TensorFlow backend; see input_pipeline).
+PREFETCH_BATCHES = 4
 
 
 class TripletBatches(keras.utils.PyDataset):
@@ -158,8 +160,37 @@ def fit_triplets(trainer, network, batches, callbacks, epochs, initial_epoch, ve
     trainer.history = network.history  # what Keras's fit returns
     # Batches are already shuffled, reproducibly, by TripletBatches: no Keras shuffling.
     trainer.fit(
-        batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callback_list, shuffle=False, verbose=0,
+        input_pipeline(batches), epochs=epochs, initial_epoch=initial_epoch, callbacks=callback_list,
+        shuffle=False, verbose=0,
     )
+
+
+def input_pipeline(batches, prefetch=PREFETCH_BATCHES):
+    """What ``fit`` iterates: ``batches`` itself, or on TensorFlow a tf.data pipeline over it.
+
+    Keras runs a dataset like ``batches`` through tf.data with autotuned prefetching, and the
+    autotuning made about a third of the epochs one second longer (2.5 s instead of 1.5 s on
+    Fashion-MNIST, on two cores). A fixed prefetch of a few batches keeps the compiled step fed
+    without it. Batches are produced in the same order from the same generator either way.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    def spec(array):
+        array = np.asarray(array)
+        return tf.TensorSpec((None,) + array.shape[1:], tf.as_dtype(array.dtype))
+
+    def generate():
+        for i in range(len(batches)):
+            yield batches[i]
+
+    signature = tf.nest.map_structure(spec, batches[0])
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+    return dataset.prefetch(prefetch).with_options(options)
 
 
 class EarlyStoppingOnLoss(keras.callbacks.Callback):

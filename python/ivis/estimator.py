@@ -98,8 +98,10 @@ class Ivis(TransformerMixin, BaseEstimator):
         Where each anchor's negative comes from; either way it is a uniformly drawn row outside
         the anchor's neighbour list. ``'in_batch'``: one of the other anchors of the batch,
         whose embedding the network has computed already, so a triplet costs two network
-        passes instead of three (training about a quarter faster at the same quality). It
-        applies when anchors are shuffled (``fit(..., shuffle_mode=True)``, the default);
+        passes instead of three: epochs about a fifth faster, with embeddings as good on large
+        data; on small data the loss levels off sooner, so early stopping ends training
+        earlier (raise ``n_epochs_without_progress`` to train longer). It applies when anchors
+        are shuffled (``fit(..., shuffle_mode=True)``, the default);
         with ``shuffle_mode='batch'`` or ``False`` a batch's anchors are neighbours in storage
         order, and negatives are drawn from all rows instead. ``'all_rows'``: always draw
         from all rows, as the published algorithm does.

@@ -26,6 +26,8 @@ _CHECKPOINT_PARAMS = (
 
 
 def build_parser():
+    from ivis._params import NEGATIVE_SAMPLING, NETWORK_NAMES  # no Keras: --help stays fast
+
     parser = argparse.ArgumentParser(
         prog="ivis",
         description=(
@@ -62,13 +64,13 @@ def build_parser():
     model.add_argument("--batch-size", type=int, default=128)
     model.add_argument("--epochs", type=int, default=1000)
     model.add_argument("--n-epochs-without-progress", type=int, default=20)
-    model.add_argument("--model", default="szubert", choices=("szubert", "hinton", "maaten"))
+    model.add_argument("--model", default="szubert", choices=NETWORK_NAMES)
     model.add_argument("--knn-distance-metric", default="angular")
     model.add_argument("--n-trees", type=int, default=50)
     model.add_argument("--no-precompute", action="store_true", help="query neighbours per batch instead of precomputing them")
     model.add_argument("--shuffle-mode", choices=("all", "batch", "none"), default="all",
                        help="'batch' reads contiguous batches: much faster for HDF5 on disk")
-    model.add_argument("--negative-sampling", choices=("in_batch", "all_rows"), default="in_batch",
+    model.add_argument("--negative-sampling", choices=NEGATIVE_SAMPLING, default="in_batch",
                        help="negatives from the other anchors of a batch (faster) or from all rows (default: %(default)s)")
     model.add_argument("--supervision-metric", default="sparse_categorical_crossentropy")
     model.add_argument("--supervision-weight", type=float, default=0.5)

@@ -85,11 +85,12 @@ class TripletBatches(keras.utils.PyDataset):
         if self.indices_only:
             x = np.stack([anchors, positives, negatives], axis=1).astype(np.int32, copy=False)
             return x, self._targets(anchors)
+        # One read for every role that needs rows: out-of-core sources read it in increasing
+        # order, a contiguous run (the anchors in 'batch' mode) as one slice, scattered rows
+        # together. Negatives taken from the batch are positions, not rows.
         if self.in_batch_negatives:
             rows = self.source.get_batch(np.concatenate([anchors, positives]))
             return (rows[:n], rows[n:], negatives), self._targets(anchors)
-        # One read for all three roles: out-of-core sources read it in increasing order, a
-        # contiguous run (the anchors in 'batch' mode) as one slice, scattered rows together.
         rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
         return (rows[:n], rows[n:2 * n], rows[2 * n:]), self._targets(anchors)
 

@@ -42,6 +42,17 @@
 #'   regression loss such as `"mae"` for a numeric `Y`.
 #' @param supervision_weight Weight, between 0 and 1, of the supervised loss
 #'   against the triplet loss in supervised mode.
+#' @param validation_fraction Supervised mode only: the share (between 0 and 1)
+#'   of the labelled samples to hold out. Their labels are not trained on;
+#'   early stopping watches the supervised loss on them, and the weights of the
+#'   epoch where it was lowest are kept. Useful on small labelled data. `NULL`
+#'   (the default) trains on every label and stops on the training loss.
+#' @param learning_rate Step size of the Adam optimizer. To vary it during
+#'   training, pass a `keras.callbacks.LearningRateScheduler` in `callbacks`.
+#' @param weight_decay Decoupled weight decay of the network's hidden layers:
+#'   each step shrinks their weights by `learning_rate * weight_decay` times
+#'   themselves. Values around 10 regularise small supervised problems; `0`
+#'   (the default) disables it.
 #' @param annoy_index_path Path of an Annoy index built beforehand; if `NULL`,
 #'   an index is built in a temporary folder.
 #' @param callbacks A list of Keras callbacks (Python objects) used in training.
@@ -89,7 +100,9 @@ ivis <- function(embedding_dims = 2L, k = 150L, distance = "pn", batch_size = 12
                  ntrees = NULL, knn_distance_metric = "angular", search_k = -1L,
                  precompute = TRUE, negative_sampling = "in_batch", model = "szubert",
                  supervision_metric = "sparse_categorical_crossentropy",
-                 supervision_weight = 0.5, annoy_index_path = NULL, callbacks = NULL,
+                 supervision_weight = 0.5, validation_fraction = NULL,
+                 learning_rate = 0.001, weight_decay = 0, annoy_index_path = NULL,
+                 callbacks = NULL,
                  build_index_on_disk = TRUE, neighbour_matrix = NULL, verbose = 1L,
                  random_state = NULL) {
   args <- prepare_args(capture_args(match.call(), environment()))

@@ -42,6 +42,23 @@ def check_weight(name, value):
         raise ValueError(f"{name} must be a number between 0 and 1; got {value!r}.")
 
 
+def check_fraction(name, value):
+    """Raise unless ``value`` is None or a number strictly between 0 and 1."""
+    if value is None:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(f"{name} must be None or a number strictly between 0 and 1; got {value!r}.")
+
+
+def check_non_negative(name, value, strictly=False):
+    """Raise unless ``value`` is a finite number >= 0 (> 0 with ``strictly``)."""
+    if (
+        not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value)
+        or value < 0 or (strictly and value == 0)
+    ):
+        raise ValueError(f"{name} must be a number {'>' if strictly else '>='} 0; got {value!r}.")
+
+
 def check_shuffle_mode(shuffle_mode):
     if not any(shuffle_mode is mode or (isinstance(mode, str) and shuffle_mode == mode) for mode in SHUFFLE_MODES):
         raise ValueError(
@@ -74,6 +91,9 @@ def check_core_params(estimator):
     check_bool("precompute", estimator.precompute)
     check_bool("build_index_on_disk", estimator.build_index_on_disk)
     check_weight("supervision_weight", estimator.supervision_weight)
+    check_fraction("validation_fraction", estimator.validation_fraction)
+    check_non_negative("learning_rate", estimator.learning_rate, strictly=True)
+    check_non_negative("weight_decay", estimator.weight_decay)
     if estimator.negative_sampling not in NEGATIVE_SAMPLING:
         raise ValueError(
             f"Unknown negative_sampling {estimator.negative_sampling!r}. Valid values are: "

@@ -21,7 +21,7 @@ CHECKPOINT_NAME = "checkpoint.ivis"
 _CHECKPOINT_PARAMS = (
     "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress", "model",
     "knn_distance_metric", "n_trees", "negative_sampling", "supervision_metric", "supervision_weight",
-    "random_state",
+    "validation_fraction", "learning_rate", "weight_decay", "random_state",
 )
 
 
@@ -74,6 +74,10 @@ def build_parser():
                        help="negatives from the other anchors of a batch (faster) or from all rows (default: %(default)s)")
     model.add_argument("--supervision-metric", default="sparse_categorical_crossentropy")
     model.add_argument("--supervision-weight", type=float, default=0.5)
+    model.add_argument("--validation-fraction", type=float, default=None,
+                       help="with --supervised: share of labelled rows held out for early stopping")
+    model.add_argument("--learning-rate", type=float, default=0.001)
+    model.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay of the hidden layers")
     model.add_argument("--random-state", type=int, default=None, help="seed for repeatable results")
     return parser
 
@@ -227,7 +231,8 @@ def _estimator(args):
         knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute,
         negative_sampling=args.negative_sampling, model=args.model,
         supervision_metric=args.supervision_metric, supervision_weight=args.supervision_weight,
-        verbose=0 if args.quiet else 1, random_state=args.random_state,
+        validation_fraction=args.validation_fraction, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, verbose=0 if args.quiet else 1, random_state=args.random_state,
     )
 
 

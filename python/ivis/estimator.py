@@ -112,6 +112,19 @@ class Ivis(TransformerMixin, BaseEstimator):
         Keras loss trained on ``Y`` in supervised mode.
     supervision_weight : float, default=0.5
         Share of the supervised loss in [0, 1]; the triplet loss gets the rest.
+    validation_fraction : float, optional
+        Supervised training only: hold out this share of the labelled rows (drawn with
+        ``random_state``). Their labels are not trained on; early stopping watches the
+        supervised loss on them instead of the training loss, and the weights of the epoch
+        where it was lowest are kept. Worth it on small labelled data (hundreds of rows),
+        where the training loss keeps falling long after predictions stop improving.
+    learning_rate : float, default=0.001
+        Step size of the Adam optimizer. To vary it during training, pass a
+        :class:`keras.callbacks.LearningRateScheduler` in ``callbacks``.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (as in AdamW) of the base network's kernels: every step
+        shrinks each by ``learning_rate * weight_decay`` times itself. Values around 10
+        regularise small supervised problems; 0 disables it.
     annoy_index_path : str, optional
         An Annoy index file to reuse; it is built there if missing. Without it, the index lives
         in a temporary folder that is removed after fitting.
@@ -140,6 +153,11 @@ class Ivis(TransformerMixin, BaseEstimator):
         Class labels, in the order of ``score_samples`` columns (classification only).
     loss_history_ : list of float
         Training loss per epoch, across every fit of this model.
+    validation_loss_history_ : list of float
+        Supervised loss on the held-out rows per epoch, for the epochs trained with
+        ``validation_fraction``.
+    validation_indices_ : ndarray of int or None
+        The rows held out in the last fit (``validation_fraction``), else None.
     n_features_in_ : int
         Features per row seen in fit (product of the row shape for n-dimensional rows).
     input_shape_ : tuple of int
@@ -179,6 +197,9 @@ class Ivis(TransformerMixin, BaseEstimator):
         model="szubert",
         supervision_metric="sparse_categorical_crossentropy",
         supervision_weight=0.5,
+        validation_fraction=None,
+        learning_rate=0.001,
+        weight_decay=0.0,
         annoy_index_path=None,
         callbacks=None,
         build_index_on_disk=True,
@@ -201,6 +222,9 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.model = model
         self.supervision_metric = supervision_metric
         self.supervision_weight = supervision_weight
+        self.validation_fraction = validation_fraction
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.annoy_index_path = annoy_index_path
         self.callbacks = callbacks
         self.build_index_on_disk = build_index_on_disk
@@ -277,6 +301,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         targets, spec = self._prepare_targets(Y, n_rows, warm)
         if not warm:
             self._seed_ = self._draw_seed()
+        targets, held_out = self._hold_out(targets, spec)
 
         start = time.perf_counter()
         neighbours, cleanup = self._neighbours(source)
@@ -290,7 +315,7 @@ class Ivis(TransformerMixin, BaseEstimator):
                     "trained with labels. Use sklearn.base.clone(model) to train a new model."
                 )
             start = time.perf_counter()
-            self._train(keras, source, neighbours, targets, shuffle_mode)
+            self._train(keras, source, neighbours, targets, shuffle_mode, held_out)
             training_seconds = time.perf_counter() - start
         finally:
             cleanup()
@@ -331,7 +356,7 @@ class Ivis(TransformerMixin, BaseEstimator):
 
     def _sub_seed(self, purpose):
         """A seed for one purpose, derived from the model's seed."""
-        offsets = {"annoy": 1, "weights": 2, "sampling": 3}
+        offsets = {"annoy": 1, "weights": 2, "sampling": 3, "validation": 4}
         return int(np.random.SeedSequence([self._seed_, offsets[purpose]]).generate_state(1)[0] >> 1)
 
     def _prepare_targets(self, Y, n_rows, warm):
@@ -345,6 +370,29 @@ class Ivis(TransformerMixin, BaseEstimator):
             self.classes_ = spec.classes
         self._target_spec_ = spec
         return targets, spec
+
+    def _hold_out(self, targets, spec):
+        """Return ``(training_targets, held_out)``: the rows ``validation_fraction`` sets aside."""
+        self.validation_indices_ = None
+        if self.validation_fraction is None:
+            return targets, None
+        if spec is None:
+            raise ValueError(
+                "validation_fraction holds out labelled rows to watch the supervised loss on, so it "
+                "needs Y. Fit with labels, or leave validation_fraction=None."
+            )
+        if not isinstance(self.supervision_metric, str):
+            raise ValueError(
+                "validation_fraction hides the held-out rows' labels from training, which a custom "
+                "supervision_metric function cannot do. Use a Keras loss name or validation_fraction=None."
+            )
+        from ivis.supervision import hold_out_labelled_rows
+
+        training_targets, held_out = hold_out_labelled_rows(
+            targets, spec, self.validation_fraction, self._sub_seed("validation")
+        )
+        self.validation_indices_ = held_out
+        return training_targets, (held_out, targets[held_out])
 
     # ------------------------------------------------------------- neighbours
 
@@ -415,6 +463,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.input_shape_ = tuple(int(s) for s in row_shape)
         self.n_features_in_ = int(np.prod(self.input_shape_))
         self.loss_history_ = []
+        self.validation_loss_history_ = []
         self._training_state_ = {"epochs_trained": 0, "complete": True, "early_stopping": None}
         self._compile(keras)
 
@@ -446,19 +495,35 @@ class Ivis(TransformerMixin, BaseEstimator):
         supervised = MaskedSupervisedLoss(fn, sparse=spec.kind == "sparse")
         return [triplet, supervised], [1.0 - self.supervision_weight, self.supervision_weight]
 
-    def _compile(self, keras, optimizer=None):
+    def _compile(self, keras):
         from ivis.nn.network import triplet_network
 
         self.model_ = triplet_network(self.encoder_, self.supervised_head_)
         loss, weights = self._losses(keras)
-        self.model_.compile(optimizer=optimizer or keras.optimizers.Adam(), loss=loss, loss_weights=weights)
+        self.model_.compile(optimizer=self._optimizer(keras), loss=loss, loss_weights=weights)
+
+    def _optimizer(self, keras):
+        optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate, weight_decay=self.weight_decay or None)
+        # Weight decay applies to the base network's kernels only: shrinking the embedding
+        # layer or the head would shrink every prediction towards zero.
+        outputs = [self.encoder_.get_layer("embedding")] + ([self.supervised_head_] if self.supervised_head_ else [])
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for layer in outputs for v in layer.trainable_variables], var_names=["bias"]
+        )
+        return optimizer
+
+    def _apply_optimizer_params(self):
+        """Give the optimizer this estimator's learning rate and weight decay for the next fit."""
+        optimizer = self.model_.optimizer
+        optimizer.learning_rate = self.learning_rate
+        optimizer.weight_decay = float(self.weight_decay) if self.weight_decay else None
 
     # --------------------------------------------------------------- training
 
-    def _train(self, keras, source, neighbours, targets, shuffle_mode):
+    def _train(self, keras, source, neighbours, targets, shuffle_mode, held_out=None):
         from ivis.nn.training import (
-            EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TrainingRecorder, TripletBatches,
-            fit_triplets,
+            EarlyStoppingOnLoss, EpochProgress, EpochSync, HeldOutLoss, StopOnNonFiniteLoss, TrainingRecorder,
+            TripletBatches, fit_triplets,
         )
 
         state = self._training_state_
@@ -468,8 +533,14 @@ class Ivis(TransformerMixin, BaseEstimator):
         stopping_state = (state.get("early_stopping") or {}) if resuming else {}
         best = stopping_state.get("best")
         early_stopping = EarlyStoppingOnLoss(
-            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0)
+            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0),
+            monitor="loss" if held_out is None else "val_loss", restore_best_weights=held_out is not None,
         )
+        validation = []
+        if held_out is not None:
+            rows, held_out_targets = held_out
+            supervised_loss = self._losses(keras)[0][1]
+            validation = [HeldOutLoss(lambda: self._score_rows(source, rows), held_out_targets, supervised_loss)]
         progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
@@ -483,13 +554,15 @@ class Ivis(TransformerMixin, BaseEstimator):
             indices_only=rows_in_graph, in_batch_negatives=in_batch,
         )
         self.loss_history_ = list(self.loss_history_)
+        self.validation_loss_history_ = list(getattr(self, "validation_loss_history_", []))
         callbacks = [
-            EpochSync(batches), StopOnNonFiniteLoss(), early_stopping, TrainingRecorder(self, early_stopping),
+            EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping, TrainingRecorder(self, early_stopping),
             progress, *user_callbacks,
         ]
         # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
         stopped = resuming and early_stopping.wait >= early_stopping.patience
         if initial_epoch < total_epochs and not stopped:
+            self._apply_optimizer_params()
             trainer = self._trainer(keras, source.data if rows_in_graph else None, in_batch)
             fit_triplets(trainer, self.model_, batches, callbacks, total_epochs, initial_epoch)
         self._training_state_ = {**self._training_state_, "complete": True}
@@ -543,6 +616,17 @@ class Ivis(TransformerMixin, BaseEstimator):
                 out = np.empty((source.n_rows,) + values.shape[1:], dtype=np.float32)
             out[start:start + len(values)] = values
         return out
+
+    def _score_rows(self, source, rows):
+        """The supervised head's predictions for ``rows`` of ``source``."""
+        from keras import ops
+
+        out = []
+        for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS):
+            chunk = source.get_batch(rows[start:start + TRANSFORM_CHUNK_ROWS])
+            embedding = self.encoder_(chunk, training=False)
+            out.append(ops.convert_to_numpy(self.supervised_head_(embedding, training=False)))
+        return np.concatenate(out)
 
     def transform(self, X):
         """Embed ``X`` with the trained network.
@@ -702,6 +786,7 @@ class Ivis(TransformerMixin, BaseEstimator):
                 "input_shape": list(self.input_shape_),
                 "n_features_in": self.n_features_in_,
                 "loss_history": self.loss_history_,
+                "validation_loss_history": self.validation_loss_history_,
                 "seed": self._seed_,
                 "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
                 "target": None if spec is None else {"kind": spec.kind, "n_outputs": spec.n_outputs, "metric_name": spec.metric_name},
@@ -784,6 +869,8 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.input_shape_ = tuple(fitted["input_shape"])
         self.n_features_in_ = int(fitted["n_features_in"])
         self.loss_history_ = [float(v) for v in fitted.get("loss_history", [])]
+        self.validation_loss_history_ = [float(v) for v in fitted.get("validation_loss_history", [])]
+        self.validation_indices_ = None
         self._seed_ = int(fitted["seed"])
         if fitted.get("classes") is not None:
             self.classes_ = np.asarray(fitted["classes"])

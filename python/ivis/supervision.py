@@ -212,3 +212,51 @@ def prepare_targets(Y, metric, n_rows, classes=None):
             "Keras loss name (e.g. 'sparse_categorical_crossentropy' or 'mae') or remove the missing rows."
         )
     return targets, spec
+
+
+def missing_rows(targets, spec):
+    """True for each row of encoded ``targets`` (from :func:`prepare_targets`) without a label."""
+    if spec.kind == "sparse":
+        return targets == MISSING
+    return np.isnan(targets).any(axis=1)
+
+
+def hold_out_labelled_rows(targets, spec, fraction, seed):
+    """Set aside a random ``fraction`` of the labelled rows to measure the supervised loss on.
+
+    Parameters
+    ----------
+    targets : ndarray
+        Encoded targets from :func:`prepare_targets`.
+    spec : TargetSpec
+        Their description.
+    fraction : float
+        Share of the labelled rows to hold out, in (0, 1).
+    seed : int
+        Seed of the draw: the same seed holds out the same rows.
+
+    Returns
+    -------
+    training_targets : ndarray
+        ``targets`` with the held-out rows' labels marked missing, so that training never
+        sees them (the rows still serve as inputs to the triplet loss).
+    held_out : ndarray of int
+        Sorted indices of the held-out rows.
+
+    Raises
+    ------
+    ValueError
+        If the fraction leaves no labelled row on either side.
+    """
+    labelled = np.flatnonzero(~missing_rows(targets, spec))
+    n_held_out = int(round(fraction * len(labelled)))
+    if n_held_out < 1 or n_held_out >= len(labelled):
+        raise ValueError(
+            f"validation_fraction={fraction} of the {len(labelled)} labelled rows holds out {n_held_out}; "
+            "at least one labelled row must be held out and one left for training. Choose a fraction "
+            "that does so, or validation_fraction=None."
+        )
+    held_out = np.sort(np.random.default_rng(seed).choice(labelled, n_held_out, replace=False))
+    training_targets = targets.copy()
+    training_targets[held_out] = MISSING if spec.kind == "sparse" else np.nan
+    return training_targets, held_out

@@ -150,3 +150,12 @@ test_that("NA labels train semi-supervised; numeric labels train a regression", 
   expect_identical(dim(reg$transform(X[, 1:3])), c(150L, 2L))
   expect_identical(dim(reg$score_samples(X[, 1:3])), c(150L, 1L))
 })
+
+test_that("validation_fraction holds out labelled rows of a factor", {
+  skip_if_no_ivis()
+  X <- iris_X()
+  model <- small_ivis(validation_fraction = 0.2, weight_decay = 5)$fit(X, iris$Species)
+  expect_length(model$py$validation_indices_, 30L)
+  expect_length(model$py$validation_loss_history_, length(model$py$loss_history_))
+  expect_equal(model$get_params()$weight_decay, 5)
+})

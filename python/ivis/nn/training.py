@@ -195,35 +195,83 @@ def input_pipeline(batches, prefetch=PREFETCH_BATCHES):
 
 
 class EarlyStoppingOnLoss(keras.callbacks.Callback):
-    """Stop when the training loss has not improved for ``patience`` epochs.
+    """Stop when the monitored loss has not improved for ``patience`` epochs.
 
     Unlike :class:`keras.callbacks.EarlyStopping`, its state (best loss, epochs waited)
     can be saved and restored, so that a resumed run stops exactly where an uninterrupted
     one would have.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without improvement before training stops.
+    best, wait : float, int
+        Saved state of an interrupted run.
+    monitor : str, default='loss'
+        The entry of the epoch logs to watch: ``'loss'`` (training) or ``'val_loss'``
+        (held out, see :class:`HeldOutLoss`).
+    restore_best_weights : bool, default=False
+        At the end of training, put back the weights of the best epoch of this run.
     """
 
-    def __init__(self, patience, best=np.inf, wait=0):
+    def __init__(self, patience, best=np.inf, wait=0, monitor="loss", restore_best_weights=False):
         super().__init__()
         self.patience = int(patience)
         self.best = float(best)
         self.wait = int(wait)
+        self.monitor = monitor
+        self.restore_best_weights = restore_best_weights
         self.stopped_early = False
+        self._best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
+        loss = (logs or {}).get(self.monitor)
         if loss is None or not np.isfinite(loss):
             return
         if loss < self.best:
             self.best = float(loss)
             self.wait = 0
+            if self.restore_best_weights:
+                self._best_weights = self.model.get_weights()
             return
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_early = True
             self.model.stop_training = True
 
+    def on_train_end(self, logs=None):
+        # Only weights seen in this run can be restored; a run resumed after its best epoch
+        # keeps its last weights.
+        if self._best_weights is not None and self.wait > 0:
+            self.model.set_weights(self._best_weights)
+
     def state(self):
         return {"best": self.best if np.isfinite(self.best) else None, "wait": self.wait}
+
+
+class HeldOutLoss(keras.callbacks.Callback):
+    """Add the supervised loss on held-out rows to every epoch's logs, as ``'val_loss'``.
+
+    Parameters
+    ----------
+    predict : callable
+        Returns the supervised head's predictions for the held-out rows.
+    targets : ndarray
+        Their encoded targets.
+    loss : keras.losses.Loss
+        The supervised loss (averaged over labelled rows).
+    """
+
+    def __init__(self, predict, targets, loss):
+        super().__init__()
+        self.predict = predict
+        self.targets = targets
+        self.loss = loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.loss.call(keras.ops.convert_to_tensor(self.targets), keras.ops.convert_to_tensor(self.predict()))
+        if logs is not None:
+            logs["val_loss"] = float(keras.ops.convert_to_numpy(value))
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -252,7 +300,10 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.early_stopping = early_stopping
 
     def on_epoch_end(self, epoch, logs=None):
-        self.estimator.loss_history_.append(float((logs or {}).get("loss", float("nan"))))
+        logs = logs or {}
+        self.estimator.loss_history_.append(float(logs.get("loss", float("nan"))))
+        if "val_loss" in logs:
+            self.estimator.validation_loss_history_.append(float(logs["val_loss"]))
         self.estimator._training_state_ = {
             "epochs_trained": int(epoch) + 1,
             "complete": False,
@@ -283,7 +334,9 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
-        self._bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.4f}")
+        logs = logs or {}
+        shown = {name: f"{logs[name]:.4f}" for name in ("loss", "val_loss") if name in logs}
+        self._bar.set_postfix(**shown)
         self._bar.update(1)
 
     def on_train_end(self, logs=None):

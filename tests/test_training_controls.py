@@ -161,3 +161,27 @@ def test_validation_fraction_with_data_not_held_as_an_array(noisy_labels, contai
     dense = data.toarray() if container == "sparse" else X
     model = Ivis(validation_fraction=0.2, **FAST).fit(data, y)
     assert _held_out_crossentropy(model, dense, y) == pytest.approx(min(model.validation_loss_history_), rel=1e-4)
+
+
+def test_held_out_rows_on_disk_are_read_once(noisy_labels):
+    from ivis.data.sequence import IndexableDataset
+
+    X, y = noisy_labels
+    requests = []
+
+    class RecordingDataset(IndexableDataset):
+        @property
+        def shape(self):
+            return X.shape
+
+        def __getitem__(self, i):
+            return X[i]
+
+        def get_batch(self, idx):
+            requests.append(np.asarray(idx).copy())
+            return X[np.asarray(idx)]
+
+    model = Ivis(validation_fraction=0.2, **{**FAST, "epochs": 4}).fit(RecordingDataset(), y)
+    held_out = model.validation_indices_
+    reads = [r for r in requests if len(r) == len(held_out) and np.array_equal(np.sort(r), held_out)]
+    assert len(reads) == 1 and len(model.validation_loss_history_) == 4

@@ -31,6 +31,9 @@ TRANSFORM_CHUNK_ROWS = 8192
 # step, which then looks rows up itself; larger ones, sparse and out-of-core data are fed
 # batch by batch from Python.
 IN_GRAPH_ROWS_MAX_BYTES = 2 * 1024**3
+# Held-out rows (validation_fraction) of data not held as an array are read once and kept in
+# memory up to this size (as float32); larger sets are read again every epoch.
+HELD_OUT_CACHE_BYTES = 256 * 1024**2
 # Training steps run per call into the compiled step when rows are looked up in-graph.
 STEPS_PER_EXECUTION = 16
 
@@ -539,8 +542,12 @@ class Ivis(TransformerMixin, BaseEstimator):
         validation = []
         if held_out is not None:
             rows, held_out_targets = held_out
+            held_source = source
+            if not isinstance(source, ArraySource) and len(rows) * source.n_features * 4 <= HELD_OUT_CACHE_BYTES:
+                # Read held-out rows from disk (or densify them) once, not every epoch.
+                held_source, rows = ArraySource(source.get_batch(rows)), np.arange(len(rows))
             supervised_loss = self._losses(keras)[0][1]
-            validation = [HeldOutLoss(lambda: self._score_rows(source, rows), held_out_targets, supervised_loss)]
+            validation = [HeldOutLoss(lambda: self._score_rows(held_source, rows), held_out_targets, supervised_loss)]
         progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:

@@ -11,8 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FAST = dict(k=5, epochs=3, batch_size=32, verbose=0, random_state=0)
 
 
-def array_dataset(data):
-    """``data`` behind the IndexableDataset interface: data ivis must treat as not in memory."""
+def array_dataset(data, requests=None):
+    """``data`` behind the IndexableDataset interface: data ivis must treat as not in memory.
+
+    With a list as ``requests``, every ``get_batch`` call appends the indices it was asked for.
+    """
     from ivis.data.sequence import IndexableDataset
 
     class ArrayDataset(IndexableDataset):
@@ -24,6 +27,8 @@ def array_dataset(data):
             return data[i]
 
         def get_batch(self, idx):
+            if requests is not None:
+                requests.append(np.array(idx))
             return data[np.asarray(idx)]
 
     return ArrayDataset()

@@ -164,24 +164,11 @@ def test_validation_fraction_with_data_not_held_as_an_array(noisy_labels, contai
 
 
 def test_held_out_rows_on_disk_are_read_once(noisy_labels):
-    from ivis.data.sequence import IndexableDataset
+    from conftest import array_dataset
 
     X, y = noisy_labels
     requests = []
-
-    class RecordingDataset(IndexableDataset):
-        @property
-        def shape(self):
-            return X.shape
-
-        def __getitem__(self, i):
-            return X[i]
-
-        def get_batch(self, idx):
-            requests.append(np.asarray(idx).copy())
-            return X[np.asarray(idx)]
-
-    model = Ivis(validation_fraction=0.2, **{**FAST, "epochs": 4}).fit(RecordingDataset(), y)
+    model = Ivis(validation_fraction=0.2, **{**FAST, "epochs": 4}).fit(array_dataset(X, requests), y)
     held_out = model.validation_indices_
     reads = [r for r in requests if len(r) == len(held_out) and np.array_equal(np.sort(r), held_out)]
     assert len(reads) == 1 and len(model.validation_loss_history_) == 4

@@ -506,18 +506,18 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.model_.compile(optimizer=self._optimizer(keras), loss=loss, loss_weights=weights)
 
     def _optimizer(self, keras):
-        optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate, weight_decay=self.weight_decay or None)
+        optimizer = keras.optimizers.Adam()
         # Weight decay applies to the base network's kernels only: shrinking the embedding
         # layer or the head would shrink every prediction towards zero.
         outputs = [self.encoder_.get_layer("embedding")] + ([self.supervised_head_] if self.supervised_head_ else [])
         optimizer.exclude_from_weight_decay(
             var_list=[v for layer in outputs for v in layer.trainable_variables], var_names=["bias"]
         )
+        self._apply_optimizer_params(optimizer)
         return optimizer
 
-    def _apply_optimizer_params(self):
-        """Give the optimizer this estimator's learning rate and weight decay for the next fit."""
-        optimizer = self.model_.optimizer
+    def _apply_optimizer_params(self, optimizer):
+        """Give ``optimizer`` this estimator's learning rate and weight decay."""
         optimizer.learning_rate = self.learning_rate
         optimizer.weight_decay = float(self.weight_decay) if self.weight_decay else None
 
@@ -525,8 +525,8 @@ class Ivis(TransformerMixin, BaseEstimator):
 
     def _train(self, keras, source, neighbours, targets, shuffle_mode, held_out=None):
         from ivis.nn.training import (
-            EarlyStoppingOnLoss, EpochProgress, EpochSync, HeldOutLoss, StopOnNonFiniteLoss, TrainingRecorder,
-            TripletBatches, fit_triplets,
+            EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TrainingRecorder, TripletBatches,
+            fit_triplets,
         )
 
         state = self._training_state_
@@ -539,15 +539,7 @@ class Ivis(TransformerMixin, BaseEstimator):
             self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0),
             monitor="loss" if held_out is None else "val_loss", restore_best_weights=held_out is not None,
         )
-        validation = []
-        if held_out is not None:
-            rows, held_out_targets = held_out
-            held_source = source
-            if not isinstance(source, ArraySource) and len(rows) * source.n_features * 4 <= HELD_OUT_CACHE_BYTES:
-                # Read held-out rows from disk (or densify them) once, not every epoch.
-                held_source, rows = ArraySource(source.get_batch(rows)), np.arange(len(rows))
-            supervised_loss = self._losses(keras)[0][1]
-            validation = [HeldOutLoss(lambda: self._score_rows(held_source, rows), held_out_targets, supervised_loss)]
+        validation = [] if held_out is None else [self._held_out_loss(keras, source, *held_out)]
         progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
@@ -569,11 +561,21 @@ class Ivis(TransformerMixin, BaseEstimator):
         # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
         stopped = resuming and early_stopping.wait >= early_stopping.patience
         if initial_epoch < total_epochs and not stopped:
-            self._apply_optimizer_params()
+            self._apply_optimizer_params(self.model_.optimizer)  # set_params may have changed them
             trainer = self._trainer(keras, source.data if rows_in_graph else None, in_batch)
             fit_triplets(trainer, self.model_, batches, callbacks, total_epochs, initial_epoch)
         self._training_state_ = {**self._training_state_, "complete": True}
         self._last_epoch_seconds = progress.epoch_seconds
+
+    def _held_out_loss(self, keras, source, rows, targets):
+        """The callback that measures the supervised loss on the held-out ``rows`` of ``source``."""
+        from ivis.nn.training import HeldOutLoss
+
+        if not isinstance(source, ArraySource) and len(rows) * source.n_features * 4 <= HELD_OUT_CACHE_BYTES:
+            # Read held-out rows from disk (or densify them) once, not every epoch.
+            source, rows = ArraySource(source.get_batch(rows)), np.arange(len(rows))
+        supervised_loss = self._losses(keras)[0][1]
+        return HeldOutLoss(lambda: self._score_rows(source, rows), targets, supervised_loss)
 
     def _trainer(self, keras, rows, in_batch):
         """The model to fit: ``model_`` itself, or one sharing its weights and optimizer.

@@ -62,16 +62,19 @@ def _digits():
 
 
 REPEAT_SEEDS = (1, 2)
+CLUSTERED = {"neighbour_search": "clustered"}
 
 
 def _seed_repeats(workload):
     """ivis and the previous release again with other seeds: quality differs between seeds.
 
     Each seed also runs ivis with negatives drawn from all rows (as the previous release
-    draws them), the comparison behind the default ``negative_sampling='in_batch'``.
+    draws them), the comparison behind the default ``negative_sampling='in_batch'``, and
+    with the clustered neighbour search.
     """
     runs = [Run(workload, "ivis_all_rows", "ivis", {**BENCH_IVIS, **SEED, **ALL_ROWS},
                 note="benchmark settings, negatives from all rows")]
+    runs += _clustered(workload)
     for seed in REPEAT_SEEDS:
         runs.append(Run(workload, f"ivis_all_rows_seed{seed}", "ivis", {**BENCH_IVIS, "random_state": seed, **ALL_ROWS},
                         note=f"benchmark settings, negatives from all rows, random_state={seed}"))
@@ -80,6 +83,16 @@ def _seed_repeats(workload):
         runs.append(Run(workload, f"ivis_prev_seed{seed}", "ivis_prev", {**BENCH_IVIS, "global_seed": seed},
                         note=f"ivis 2.0.11, benchmark settings, global seed {seed}"))
     return runs
+
+
+def _clustered(workload):
+    """ivis with ``neighbour_search='clustered'`` instead of the Annoy index, for every seed."""
+    return [
+        Run(workload, "ivis_clustered" + (f"_seed{seed}" if seed else ""), "ivis",
+            {**BENCH_IVIS, "random_state": seed, **CLUSTERED},
+            note="benchmark settings, neighbour_search='clustered'" + (f", random_state={seed}" if seed else ""))
+        for seed in (0, *REPEAT_SEEDS)
+    ]
 
 
 def _hdf5(workload, with_prev):
@@ -151,7 +164,8 @@ def runs_for(workload):
 
 # Left out of --quick runs to keep the smoke run short.
 NOT_IN_QUICK = {("digits", "ivis_prev_defaults"), ("digits", "ivis_defaults_all_rows"), ("fmnist", "ivis_all_rows")} | {
-    ("fmnist", f"{method}_seed{seed}") for method in ("ivis", "ivis_prev", "ivis_all_rows") for seed in REPEAT_SEEDS
+    ("fmnist", f"{method}_seed{seed}") for method in ("ivis", "ivis_prev", "ivis_all_rows", "ivis_clustered")
+    for seed in REPEAT_SEEDS
 }
 
 

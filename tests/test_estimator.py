@@ -16,12 +16,12 @@ from ivis import Ivis
 
 def test_documented_defaults():
     params = Ivis().get_params()
-    # Every documented parameter with its documented default, plus negative_sampling,
-    # validation_fraction, learning_rate and weight_decay (ours).
+    # Every documented parameter with its documented default, plus neighbour_search,
+    # negative_sampling, validation_fraction, learning_rate and weight_decay (ours).
     assert params == dict(
         embedding_dims=2, k=150, distance="pn", batch_size=128, epochs=1000, n_epochs_without_progress=20,
-        n_trees=50, ntrees=None, knn_distance_metric="angular", search_k=-1, precompute=True,
-        negative_sampling="in_batch", model="szubert",
+        n_trees=50, ntrees=None, knn_distance_metric="angular", search_k=-1, neighbour_search="annoy",
+        precompute=True, negative_sampling="in_batch", model="szubert",
         supervision_metric="sparse_categorical_crossentropy", supervision_weight=0.5, validation_fraction=None,
         learning_rate=0.001, weight_decay=0.0, annoy_index_path=None, callbacks=None, build_index_on_disk=True, neighbour_matrix=None, verbose=1, random_state=None,
     )

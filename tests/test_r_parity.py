@@ -143,6 +143,7 @@ PARAMETER_VALUES = {
     "ntrees": (12, "12"),
     "knn_distance_metric": ("euclidean", '"euclidean"'),
     "search_k": (100, "100"),
+    "neighbour_search": ("clustered", '"clustered"'),
     "precompute": (False, "FALSE"),
     "negative_sampling": ("all_rows", "\"all_rows\""),
     "model": ("hinton", '"hinton"'),
@@ -219,6 +220,15 @@ def test_semi_supervised_embedding_matches(iris):
     model = Ivis(**FAST).fit(X, Y)
     np.testing.assert_allclose(np.asarray(bridge.r_embedding), model.transform(X), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(bridge.r_scores), model.score_samples(X), rtol=1e-5, atol=1e-5)
+
+
+def test_clustered_neighbour_search_matches(iris):
+    X, _ = iris
+    r(f'cl <- ivis({FAST_R}, neighbour_search = "clustered"); b$r_embedding <- cl$fit_transform(X)')
+    r("b$r_model <- cl$py")
+    model = Ivis(**FAST, neighbour_search="clustered")
+    np.testing.assert_allclose(np.asarray(bridge.r_embedding), model.fit_transform(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(bridge.r_model.neighbour_matrix_, model.neighbour_matrix_)
 
 
 def test_model_saved_in_r_loads_in_python(unsupervised, iris, tmp_path):

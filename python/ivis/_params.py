@@ -10,11 +10,13 @@ import warnings
 
 import numpy as np
 
+from ivis.data.neighbour_retrieval.clustered import check_clustered_metric
 from ivis.data.neighbour_retrieval.knn import ANNOY_METRICS
 from ivis.data.triplets import SHUFFLE_MODES
 
 NETWORK_NAMES = ("szubert", "hinton", "maaten")
 NEGATIVE_SAMPLING = ("in_batch", "all_rows")
+NEIGHBOUR_SEARCHES = ("annoy", "clustered")
 
 
 def _is_int(value):
@@ -99,11 +101,18 @@ def check_core_params(estimator):
             f"Unknown negative_sampling {estimator.negative_sampling!r}. Valid values are: "
             f"{', '.join(map(repr, NEGATIVE_SAMPLING))}."
         )
+    if estimator.neighbour_search not in NEIGHBOUR_SEARCHES:
+        raise ValueError(
+            f"Unknown neighbour_search {estimator.neighbour_search!r}. Valid values are: "
+            f"{', '.join(map(repr, NEIGHBOUR_SEARCHES))}."
+        )
     if estimator.knn_distance_metric not in ANNOY_METRICS:
         raise ValueError(
             f"Unknown knn_distance_metric {estimator.knn_distance_metric!r}. Valid metrics are: "
             f"{', '.join(ANNOY_METRICS)}."
         )
+    if estimator.neighbour_search == "clustered":
+        check_clustered_metric(estimator.knn_distance_metric)
     model = estimator.model
     if isinstance(model, str):
         if model not in NETWORK_NAMES:

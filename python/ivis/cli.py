@@ -26,7 +26,7 @@ _CHECKPOINT_PARAMS = (
 
 
 def build_parser():
-    from ivis._params import NEGATIVE_SAMPLING, NETWORK_NAMES  # no Keras: --help stays fast
+    from ivis._params import NEGATIVE_SAMPLING, NEIGHBOUR_SEARCHES, NETWORK_NAMES  # no Keras: --help stays fast
 
     parser = argparse.ArgumentParser(
         prog="ivis",
@@ -67,6 +67,9 @@ def build_parser():
     model.add_argument("--model", default="szubert", choices=NETWORK_NAMES)
     model.add_argument("--knn-distance-metric", default="angular")
     model.add_argument("--n-trees", type=int, default=50)
+    model.add_argument("--neighbour-search", choices=NEIGHBOUR_SEARCHES, default="annoy",
+                       help="'clustered': exact distances within nearby clusters, faster on wide in-memory data "
+                            "(default: %(default)s)")
     model.add_argument("--no-precompute", action="store_true", help="query neighbours per batch instead of precomputing them")
     model.add_argument("--shuffle-mode", choices=("all", "batch", "none"), default="all",
                        help="'batch' reads contiguous batches: much faster for HDF5 on disk")
@@ -228,7 +231,7 @@ def _estimator(args):
     return Ivis(
         embedding_dims=args.embedding_dims, k=k, distance=args.distance, batch_size=args.batch_size,
         epochs=args.epochs, n_epochs_without_progress=args.n_epochs_without_progress, n_trees=args.n_trees,
-        knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute,
+        neighbour_search=args.neighbour_search, knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute,
         negative_sampling=args.negative_sampling, model=args.model,
         supervision_metric=args.supervision_metric, supervision_weight=args.supervision_weight,
         validation_fraction=args.validation_fraction, learning_rate=args.learning_rate,

@@ -94,6 +94,15 @@ class Ivis(TransformerMixin, BaseEstimator):
         Metric of neighbour retrieval: 'angular', 'euclidean', 'manhattan', 'hamming' or 'dot'.
     search_k : int, default=-1
         Nodes Annoy inspects per query; -1 means ``n_trees * (k + 1)``.
+    neighbour_search : {'annoy', 'clustered'}, default='annoy'
+        How neighbours are found. ``'annoy'``: an Annoy index (``n_trees``, ``search_k``,
+        ``annoy_index_path``, ``build_index_on_disk``); any data and metric, and the index
+        can be kept in a file and reused. ``'clustered'``: rows are grouped into clusters of
+        about 275 and each row is compared exactly with the rows of the 10 clusters nearest
+        to its own (:mod:`ivis.data.neighbour_retrieval.clustered`); for dense arrays in
+        memory with the 'angular' or 'euclidean' metric, about five times faster than Annoy on
+        wide rows (Fashion-MNIST: 4 s against 20 s, with 0.95 of the exact neighbours against
+        0.92), and exact on data of up to about 3,000 rows.
     precompute : bool, default=True
         Extract every row's neighbours before training (``n_samples * k`` int32 in memory);
         False queries the index per batch instead.
@@ -195,6 +204,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         ntrees=None,
         knn_distance_metric="angular",
         search_k=-1,
+        neighbour_search="annoy",
         precompute=True,
         negative_sampling="in_batch",
         model="szubert",
@@ -220,6 +230,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.ntrees = ntrees
         self.knn_distance_metric = knn_distance_metric
         self.search_k = search_k
+        self.neighbour_search = neighbour_search
         self.precompute = precompute
         self.negative_sampling = negative_sampling
         self.model = model
@@ -359,7 +370,7 @@ class Ivis(TransformerMixin, BaseEstimator):
 
     def _sub_seed(self, purpose):
         """A seed for one purpose, derived from the model's seed."""
-        offsets = {"annoy": 1, "weights": 2, "sampling": 3, "validation": 4}
+        offsets = {"annoy": 1, "weights": 2, "sampling": 3, "validation": 4, "clusters": 5}
         return int(np.random.SeedSequence([self._seed_, offsets[purpose]]).generate_state(1)[0] >> 1)
 
     def _prepare_targets(self, Y, n_rows, warm):
@@ -407,6 +418,8 @@ class Ivis(TransformerMixin, BaseEstimator):
             self.neighbour_matrix_ = neighbours if isinstance(neighbours, np.ndarray) else None
             return neighbours, lambda: None
         _params.check_k(self.k, n_rows)
+        if self.neighbour_search == "clustered":
+            return self._clustered_neighbours(source), lambda: None
         from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
 
         n_trees = _params.resolve_n_trees(self.n_trees, self.ntrees)
@@ -450,6 +463,34 @@ class Ivis(TransformerMixin, BaseEstimator):
             return neighbours, lambda: None
         self.neighbour_matrix_ = None
         return matrix, cleanup
+
+    def _clustered_neighbours(self, source):
+        """The neighbour matrix of ``source`` found by ``neighbour_search='clustered'``."""
+        from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
+
+        if not isinstance(source, ArraySource):
+            kind = type(source.data)
+            raise ValueError(
+                f"neighbour_search='clustered' needs X as a dense array in memory; X is a "
+                f"{kind.__module__}.{kind.__name__}. "
+                "Use neighbour_search='annoy' (the default), which reads data in chunks."
+            )
+        if not self.precompute:
+            raise ValueError(
+                "neighbour_search='clustered' finds every row's neighbours at once, so it needs "
+                "precompute=True; precompute=False applies to neighbour_search='annoy'."
+            )
+        if self.annoy_index_path is not None:
+            raise ValueError(
+                "annoy_index_path is the file of an Annoy index, which neighbour_search='clustered' "
+                "does not build. Leave annoy_index_path=None, or use neighbour_search='annoy'."
+            )
+        rows = source.data.reshape(source.n_rows, -1)
+        neighbours = clustered_neighbours(
+            rows, self.k, self.knn_distance_metric, random_state=self._sub_seed("clusters"), verbose=self.verbose > 0
+        )
+        self.neighbour_matrix_ = neighbours
+        return neighbours
 
     # --------------------------------------------------------------- networks
 

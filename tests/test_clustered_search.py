@@ -1,0 +1,129 @@
+"""neighbour_search='clustered': exact on small data, high recall on many clusters, checked input."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import FAST, array_dataset
+
+from ivis import Ivis
+from ivis.data.neighbour_retrieval import clustered as clustered_module
+from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
+
+
+def exact(X, k, metric):
+    """Each row's k nearest other rows, nearest first, by brute force in float64."""
+    X = np.asarray(X, dtype=np.float64)
+    if metric == "angular":
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-300)  # zero rows stay zero
+    d = (X**2).sum(1)[:, None] + (X**2).sum(1)[None, :] - 2 * X @ X.T
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def recall(found, truth):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)])
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    """6,000 rows from 30 Gaussian blobs in 24 dimensions: 22 clusters of rows are searched."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=4.0, size=(30, 24))
+    X = centres[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 24))
+    return X.astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", ["angular", "euclidean"])
+def test_small_data_is_searched_exhaustively_and_exactly(metric):
+    X = np.random.default_rng(0).normal(size=(400, 12)).astype(np.float32)
+    found = clustered_neighbours(X, 10, metric, random_state=0)
+    assert found.shape == (400, 10) and found.dtype == np.int32
+    np.testing.assert_array_equal(found, exact(X, 10, metric))
+
+
+@pytest.mark.parametrize("metric", ["angular", "euclidean"])
+@pytest.mark.parametrize("k", [15, 150])
+def test_many_clusters_keep_most_exact_neighbours(mixture, metric, k):
+    found = clustered_neighbours(mixture, k, metric, random_state=0)
+    assert found.shape == (len(mixture), k)
+    rows = np.arange(len(mixture))
+    assert not (found == rows[:, None]).any(), "a row is listed as its own neighbour"
+    assert all(len(np.unique(row)) == k for row in found[::97]), "a neighbour is listed twice"
+    assert recall(found, exact(mixture, k, metric)) >= 0.9
+
+
+def test_neighbours_are_listed_nearest_first(mixture):
+    found = clustered_neighbours(mixture, 15, "euclidean", random_state=0)
+    distances = np.linalg.norm(mixture[found] - mixture[:, None, :], axis=-1)
+    assert (np.diff(distances, axis=1) >= -1e-4).all()
+
+
+def test_same_seed_same_neighbours_and_another_seed_other_clusters(mixture):
+    first = clustered_neighbours(mixture, 15, "angular", random_state=1)
+    np.testing.assert_array_equal(first, clustered_neighbours(mixture, 15, "angular", random_state=1))
+    assert recall(first, clustered_neighbours(mixture, 15, "angular", random_state=2)) > 0.9
+
+
+def test_clusters_too_small_for_k_are_widened_until_each_row_has_k_candidates():
+    # 3,300 rows make 12 clusters of ~275 rows; 10 of them hold fewer than 4k + 1 = 2,801 rows.
+    X = np.random.default_rng(1).normal(size=(3300, 8)).astype(np.float32)
+    found = clustered_neighbours(X, 700, "euclidean", random_state=0)
+    assert not (found == np.arange(3300)[:, None]).any()
+    assert all(len(np.unique(row)) == 700 for row in found[::331])
+    assert recall(found[::331], exact(X, 700, "euclidean")[::331]) >= 0.95
+
+
+def test_zero_rows_with_angular_metric_get_neighbours():
+    X = np.random.default_rng(2).normal(size=(300, 5)).astype(np.float32)
+    X[:4] = 0.0
+    found = clustered_neighbours(X, 5, "angular", random_state=0)
+    assert ((found >= 0) & (found < 300)).all()
+    assert not (found == np.arange(300)[:, None]).any()
+    # A zero row is at cosine 0 from every row, as in the exact search.
+    np.testing.assert_array_equal(found[4:], exact(X, 5, "angular")[4:])
+
+
+def test_temporary_blocks_stay_bounded(mixture, monkeypatch):
+    """Blocks of rows are cut to MAX_BLOCK_DISTANCES distances and give the same neighbours.
+
+    (Not bit for bit: products of other shapes round differently, which can move a row that is
+    as near to two cluster centres to the other cluster.)
+    """
+    expected = clustered_neighbours(mixture, 15, "angular", random_state=0)
+    monkeypatch.setattr(clustered_module, "MAX_BLOCK_DISTANCES", 5_000)
+    found = clustered_neighbours(mixture, 15, "angular", random_state=0)
+    assert recall(found, expected) >= 0.97
+    assert recall(found, exact(mixture, 15, "angular")) >= 0.9
+
+
+def test_estimator_uses_it_for_arrays_of_any_row_shape(mixture):
+    images = mixture.reshape(-1, 4, 6)
+    settings = {**FAST, "k": 15, "epochs": 1, "batch_size": 256, "neighbour_search": "clustered"}
+    model = Ivis(**settings).fit(images)
+    assert model.neighbour_matrix_.shape == (6000, 15)
+    assert recall(model.neighbour_matrix_, exact(mixture, 15, "angular")) >= 0.9
+    again = Ivis(**settings).fit(images)
+    np.testing.assert_array_equal(again.neighbour_matrix_, model.neighbour_matrix_)
+    np.testing.assert_allclose(again.transform(images), model.transform(images), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"neighbour_search": "faiss"}, "Unknown neighbour_search 'faiss'. Valid values are: 'annoy', 'clustered'"),
+        ({"neighbour_search": "clustered", "knn_distance_metric": "manhattan"}, "supports knn_distance_metric 'angular' or 'euclidean'"),
+        ({"neighbour_search": "clustered", "precompute": False}, "needs precompute=True"),
+        ({"neighbour_search": "clustered", "annoy_index_path": "index.ann"}, "Leave annoy_index_path=None"),
+    ],
+)
+def test_bad_settings_are_named(iris, params, message):
+    X, _ = iris
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Ivis(**FAST, **params).fit(X)
+
+
+@pytest.mark.parametrize("wrap", [sp.csr_matrix, array_dataset], ids=["sparse", "dataset"])
+def test_data_not_in_a_dense_array_is_refused_with_the_alternative(iris, wrap):
+    X, _ = iris
+    with pytest.raises(ValueError, match="needs X as a dense array in memory.*neighbour_search='annoy'"):
+        Ivis(**FAST, neighbour_search="clustered").fit(wrap(X))

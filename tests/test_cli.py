@@ -76,9 +76,11 @@ def test_errors_are_one_clear_line(tmp_path, args, message):
 
 def test_training_options_reach_the_model(tmp_path):
     run(FAST + ["-k", "10", "--supervised", "--validation-fraction", "0.2", "--learning-rate", "0.002",
-                "--weight-decay", "3", "--save-model", "m.ivis", "--no-plot"], tmp_path)
+                "--weight-decay", "3", "--neighbour-search", "clustered", "--save-model", "m.ivis", "--no-plot"],
+        tmp_path)
     with open(tmp_path / "m.ivis" / "ivis.json") as handle:
         manifest = json.load(handle)
     params = manifest["params"]
     assert (params["validation_fraction"], params["learning_rate"], params["weight_decay"]) == (0.2, 0.002, 3.0)
+    assert params["neighbour_search"] == "clustered"
     assert len(manifest["fitted"]["validation_loss_history"]) == len(manifest["fitted"]["loss_history"])

@@ -33,7 +33,7 @@
 #'   `"clustered"` (exact distances to the rows of the 10 clusters nearest to
 #'   each row's own; for dense matrices with the `"angular"` or `"euclidean"`
 #'   metric, about five times faster than Annoy on wide data, and exact on up
-#'   to about 3,000 rows).
+#'   to 5,500 rows).
 #' @param precompute Whether to compute all nearest neighbours before training
 #'   (faster, uses more memory).
 #' @param negative_sampling Where each point's negative comes from:

@@ -102,7 +102,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         to its own (:mod:`ivis.data.neighbour_retrieval.clustered`); for dense arrays in
         memory with the 'angular' or 'euclidean' metric, about five times faster than Annoy on
         wide rows (Fashion-MNIST: 4 s against 20 s, with 0.95 of the exact neighbours against
-        0.92), and exact on data of up to about 3,000 rows.
+        0.92), and exact on data of up to 5,500 rows.
     precompute : bool, default=True
         Extract every row's neighbours before training (``n_samples * k`` int32 in memory);
         False queries the index per batch instead.
@@ -473,7 +473,8 @@ class Ivis(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"neighbour_search='clustered' needs X as a dense array in memory; X is a "
                 f"{kind.__module__}.{kind.__name__}. "
-                "Use neighbour_search='annoy' (the default), which reads data in chunks."
+                "Load it as one if it fits in memory (np.asarray(X, dtype=np.float32)), or use "
+                "neighbour_search='annoy' (the default), which reads data in chunks."
             )
         if not self.precompute:
             raise ValueError(

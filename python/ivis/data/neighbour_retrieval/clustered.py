@@ -8,9 +8,9 @@ for all rows of a cluster at once, computes the exact distances to every row of 
 product. The ``k`` best candidates of each row are kept. Every row is compared with about
 ``PROBED_CLUSTERS * ROWS_PER_CLUSTER`` others whatever the number of rows, so the search is
 linear in it (apart from assigning rows to clusters, whose cost grows with the number of
-clusters times the rows but is small next to the search up to millions of rows). Data small
-enough to have at most ``PROBED_CLUSTERS`` clusters is searched exhaustively: the neighbours
-are exact.
+clusters times the rows but is small next to the search up to millions of rows). Data of up
+to :data:`EXHAUSTIVE_MAX_ROWS` rows (5,500) is searched exhaustively: the neighbours are
+exact.
 
 A true neighbour is missed only when it lies in a cluster outside the probed ones: near the
 border of a cluster whose probed clusters are on its other side. On Fashion-MNIST (70,000 x
@@ -31,6 +31,9 @@ CLUSTERED_METRICS = ("angular", "euclidean")
 # 10 clusters gave 0.92 and 16 gave 0.97, at 1.5 times the search time.
 ROWS_PER_CLUSTER = 275
 PROBED_CLUSTERS = 10
+# Up to this many rows every row is compared with all others: at most twice the distances of
+# the clustered search, none of its set-up, and the neighbours are exact.
+EXHAUSTIVE_MAX_ROWS = 2 * PROBED_CLUSTERS * ROWS_PER_CLUSTER
 # The clusters are fitted on a PCA projection of this many components, computed from at most
 # PCA_ROWS rows, on at most FIT_ROWS rows (or 8 per cluster, if more); k-means runs KMEANS_ITERATIONS Lloyd steps on them.
 PROJECTION_DIMS = 32
@@ -122,10 +125,9 @@ def _cluster(X, candidate_weight, rng):
     from sklearn.utils.extmath import randomized_svd  # deferred: keeps `import ivis._params` light
 
     n_rows = X.shape[0]
-    n_clusters = max(1, int(round(n_rows / ROWS_PER_CLUSTER)))
-    if n_clusters <= PROBED_CLUSTERS:
-        # Every cluster would be probed anyway: one cluster, an exhaustive search.
+    if n_rows <= EXHAUSTIVE_MAX_ROWS:
         return np.zeros(n_rows, dtype=np.int64), 1
+    n_clusters = int(round(n_rows / ROWS_PER_CLUSTER))
     pca_rows = np.sort(rng.choice(n_rows, min(n_rows, PCA_ROWS), replace=False))
     sample = _directions(X[pca_rows], candidate_weight, pca_rows)
     mean = sample.mean(axis=0)

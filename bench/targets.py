@@ -106,6 +106,22 @@ def _threshold_target(data, name, base, label, getter, limit, required, at_least
     return _verdict(name, base, required, recs, value, passed, fmt)
 
 
+def _fmnist_speed_targets(data, label):
+    """End-to-end and neighbour-stage time against the previous release, and recall, of ``label``."""
+    neighbours = lambda r: timing(r, "neighbours")  # noqa: E731
+    recall = lambda r: quality(r, "graph_recall")  # noqa: E731
+    return [
+        _ratio_target(data, f"fit_transform time, {label} / ivis_prev", "fmnist", label, "ivis_prev", wall, 1 / 3, "<= 0.33"),
+        _ratio_target(
+            data, f"neighbour stage time, {label} / ivis_prev", "fmnist", label, "ivis_prev", neighbours, 1 / 3, "<= 0.33"
+        ),
+        _threshold_target(
+            data, f"neighbour-stage recall of {label} vs exact neighbours", "fmnist", label, recall, 0.9, ">= 0.90",
+            True, lambda v: f"{v:.3f}",
+        ),
+    ]
+
+
 def evaluate(data):
     """All target verdicts for a results document.
 
@@ -120,16 +136,7 @@ def evaluate(data):
     """
     spe = lambda rec: timing(rec, "seconds_per_epoch")  # noqa: E731
     out = [
-        _ratio_target(
-            data,
-            "fit_transform time, ivis / ivis_prev",
-            "fmnist",
-            "ivis",
-            "ivis_prev",
-            wall,
-            1 / 3,
-            "<= 0.33",
-        ),
+        *_fmnist_speed_targets(data, "ivis"),
         _ratio_target(
             data,
             "fit_transform time, ivis / umap",
@@ -144,58 +151,7 @@ def evaluate(data):
         _better_target(data, "15-NN accuracy", "fmnist", "knn_accuracy"),
         _better_target(data, "pairwise-distance correlation", "fmnist", "distance_correlation"),
         _better_target(data, "class-centroid distance correlation", "fmnist", "centroid_correlation"),
-        _ratio_target(
-            data,
-            "neighbour stage time, ivis / ivis_prev",
-            "fmnist",
-            "ivis",
-            "ivis_prev",
-            lambda r: timing(r, "neighbours"),
-            1 / 3,
-            "<= 0.33",
-        ),
-        _threshold_target(
-            data,
-            "neighbour-stage recall vs exact neighbours",
-            "fmnist",
-            "ivis",
-            lambda r: quality(r, "graph_recall"),
-            0.9,
-            ">= 0.90",
-            True,
-            lambda v: f"{v:.3f}",
-        ),
-        _ratio_target(
-            data,
-            "fit_transform time, ivis_clustered / ivis_prev",
-            "fmnist",
-            "ivis_clustered",
-            "ivis_prev",
-            wall,
-            1 / 3,
-            "<= 0.33",
-        ),
-        _ratio_target(
-            data,
-            "neighbour stage time, ivis_clustered / ivis_prev",
-            "fmnist",
-            "ivis_clustered",
-            "ivis_prev",
-            lambda r: timing(r, "neighbours"),
-            1 / 3,
-            "<= 0.33",
-        ),
-        _threshold_target(
-            data,
-            "neighbour-stage recall of ivis_clustered",
-            "fmnist",
-            "ivis_clustered",
-            lambda r: quality(r, "graph_recall"),
-            0.9,
-            ">= 0.90",
-            True,
-            lambda v: f"{v:.3f}",
-        ),
+        *_fmnist_speed_targets(data, "ivis_clustered"),
         _threshold_target(
             data,
             "seconds per epoch (within 2x of 0.9 s)",

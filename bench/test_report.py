@@ -69,6 +69,19 @@ def test_fmnist_targets_pass_and_fail():
     assert v["fit_transform time"].result == "n/a"  # primes1m not run
 
 
+def test_a_run_stopped_beyond_a_limit_fails_it():
+    stopped = _rec("primes1m", "ivis", None, status="timeout", rss=None)
+    stopped.update(stopped_because="timeout after 1200 s", peak_vm_rss=5e9)
+    v = {x.target: x for x in targets.evaluate(_doc(stopped))}
+    assert v["fit_transform time"].result == "FAIL"
+    assert v["fit_transform time"].measured == "> 1200 s (stopped at the time limit)"
+    assert v["peak RSS (ru_maxrss)"].result == "FAIL"
+    stopped.update(stopped_because="timeout after 300 s", peak_vm_rss=1e9)
+    v = {x.target: x for x in targets.evaluate(_doc(stopped))}
+    assert v["fit_transform time"].result == "n/a"
+    assert v["peak RSS (ru_maxrss)"].result == "n/a"
+
+
 def test_clustered_search_row_gets_its_own_speed_verdicts():
     doc = _doc(
         _rec("fmnist", "ivis", 90.0, neighbours=10.0, quality=Q_GOOD),

@@ -34,8 +34,8 @@ PROBED_CLUSTERS = 10
 # Up to this many rows every row is compared with all others: at most twice the distances of
 # the clustered search, none of its set-up, and the neighbours are exact.
 EXHAUSTIVE_MAX_ROWS = 2 * PROBED_CLUSTERS * ROWS_PER_CLUSTER
-# The clusters are fitted on a PCA projection of this many components, computed from at most
-# PCA_ROWS rows, on at most FIT_ROWS rows (or 8 per cluster, if more); k-means runs KMEANS_ITERATIONS Lloyd steps on them.
+# Clusters are fitted on a PCA projection of PROJECTION_DIMS components (computed from at most
+# PCA_ROWS rows): KMEANS_ITERATIONS Lloyd steps on at most FIT_ROWS rows (or 8 per cluster).
 PROJECTION_DIMS = 32
 PCA_ROWS = 20_000
 FIT_ROWS = 100_000
@@ -83,7 +83,8 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
     # (Euclidean); the query's own norm does not change its ranking.
     squared_norms = np.einsum("ij,ij->i", X, X)
     if metric == "angular":
-        # A zero row has no direction; any finite weight keeps it out of no one's way.
+        # A zero row has no direction: it scores 0 against every row (cosine 0), as it would
+        # in an exact search; the floor only avoids dividing by zero.
         candidate_weight = 1.0 / np.sqrt(np.maximum(squared_norms, np.finfo(np.float32).tiny))
         candidate_offset = None
     else:

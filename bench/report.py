@@ -83,9 +83,11 @@ def _header(data):
     )
     lines += ["", "Command:", "", "```", inv["command"], "```", ""]
     ids = {r.get("invocation") for r in data["runs"].values()}
-    earlier = [i for i in data["invocations"][:-1] if i["id"] in ids]
+    earlier = sorted((i for i in data["invocations"][:-1] if i["id"] in ids), key=lambda i: i["started"])
     if earlier:
-        lines.append("Some runs below come from earlier invocations stored under the same name:")
+        lines.append(
+            "Some runs below come from other invocations, stored under the same name or included with `--include`:"
+        )
         lines.append("")
         for i in earlier:
             lines.append(f"- `{i['id']}` ({i['started']}): `{i['command']}`")

@@ -75,6 +75,12 @@ def parse_args(argv):
     p.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the stored JSON and exit"
     )
+    p.add_argument(
+        "--include",
+        type=_csv,
+        default=[],
+        help="also report the runs stored under these names (e.g. primes100k,primes1m) on workloads this one lacks",
+    )
     p.add_argument("--list", action="store_true", help="print the planned runs and exit")
     p.add_argument("--python", default=sys.executable, help="interpreter for ivis, umap and pca runs")
     p.add_argument(
@@ -143,6 +149,33 @@ def load_results(path, fresh):
         if data.get("schema") == SCHEMA:
             return data
     return {"schema": SCHEMA, "invocations": [], "workloads": {}, "runs": {}}
+
+
+def include_results(data, names):
+    """``data`` with the runs stored under ``names`` added, for the report only.
+
+    Runs on workloads that ``data`` has itself are left out: within a workload, every run of a
+    report comes from the same document. The invocations of added runs are listed before
+    those of ``data``, whose last invocation stays the one the report is headed with.
+    """
+    if not names:
+        return data
+    merged = {**data, "runs": dict(data["runs"]), "workloads": dict(data.get("workloads", {}))}
+    own = {rec.get("base_workload") for rec in data["runs"].values()}
+    added_invocations = []
+    for name in names:
+        path = results_path(name)
+        if not os.path.exists(path):
+            raise SystemExit(f"--include {name}: no stored results at {os.path.relpath(path)}")
+        other = load_results(path, fresh=False)
+        runs = {key: rec for key, rec in other["runs"].items() if rec.get("base_workload") not in own}
+        merged["runs"].update(runs)
+        for workload, info in other.get("workloads", {}).items():
+            merged["workloads"].setdefault(workload, info)
+        used = {rec.get("invocation") for rec in runs.values()}
+        added_invocations += [inv for inv in other["invocations"] if inv["id"] in used]
+    merged["invocations"] = sorted(added_invocations, key=lambda inv: inv["started"]) + list(data["invocations"])
+    return merged
 
 
 def save_results(path, data):
@@ -222,7 +255,7 @@ def main(argv=None):
 
     if args.report_only:
         with open(path) as f:
-            report.write(json.load(f), args.report)
+            report.write(include_results(json.load(f), args.include), args.report)
         _log(f"wrote {args.report}")
         return 0
 
@@ -244,7 +277,7 @@ def main(argv=None):
 
     session.invocation["finished"] = _now()
     save_results(path, session.data)
-    report.write(session.data, args.report)
+    report.write(include_results(session.data, args.include), args.report)
     _log(f"wrote {os.path.relpath(path)} and {os.path.relpath(args.report)}")
     return 0
 

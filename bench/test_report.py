@@ -150,3 +150,26 @@ def test_full_report_keeps_the_hand_written_analysis(tmp_path, monkeypatch):
         text = (tmp_path / f"{name}.md").read_text()
         assert ("## Gaps and their causes" in text) == kept
         assert text.index("## Targets") < text.index("## How the numbers")
+
+
+def test_included_results_add_missing_workloads_only(tmp_path, monkeypatch):
+    import json
+
+    import suite
+
+    other = _doc(_rec("primes1m", "ivis", 500.0, spe=20.0, rss=3.5e9), _rec("fmnist", "ivis", 1.0))
+    other["invocations"][0].update(id="inv0", started="2025-12-31T00:00:00", command="bash bench/run.sh --name other")
+    for rec in other["runs"].values():
+        rec["invocation"] = "inv0"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    monkeypatch.setattr(suite, "results_path", lambda name: str(tmp_path / f"{name}.json"))
+    main = _doc(_rec("fmnist", "ivis", 30.0, neighbours=2.0, quality=Q_GOOD))
+    merged = suite.include_results(main, ["other"])
+    assert merged["runs"]["fmnist/ivis"]["child"]["wall"] == 30.0  # the main document's run stays
+    assert merged["runs"]["primes1m/ivis"]["child"]["wall"] == 500.0
+    assert [i["id"] for i in merged["invocations"]] == ["inv0", "inv1"]
+    assert "primes1m/ivis" not in main["runs"]  # the stored document is not changed
+    text = report.render(merged, None)
+    assert "`bash bench/run.sh --name other`" in text
+    v = {x.target: x for x in targets.evaluate(merged)}
+    assert v["fit_transform time"].result == "PASS"

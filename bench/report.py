@@ -82,6 +82,13 @@ def _header(data):
         + "."
     )
     lines += ["", "Command:", "", "```", inv["command"], "```", ""]
+    if data.get("included"):
+        names = ",".join(data["included"])
+        lines += [
+            f"With the runs stored under {', '.join(f'`{n}`' for n in data['included'])}, on the workloads these "
+            f"results lack: `bash bench/run.sh --report-only --name {data.get('name')} --include {names}`.",
+            "",
+        ]
     ids = {r.get("invocation") for r in data["runs"].values()}
     earlier = sorted((i for i in data["invocations"][:-1] if i["id"] in ids), key=lambda i: i["started"])
     if earlier:

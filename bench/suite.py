@@ -175,6 +175,7 @@ def include_results(data, names):
         used = {rec.get("invocation") for rec in runs.values()}
         added_invocations += [inv for inv in other["invocations"] if inv["id"] in used]
     merged["invocations"] = sorted(added_invocations, key=lambda inv: inv["started"]) + list(data["invocations"])
+    merged["included"] = list(names)
     return merged
 
 

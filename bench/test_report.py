@@ -171,5 +171,6 @@ def test_included_results_add_missing_workloads_only(tmp_path, monkeypatch):
     assert "primes1m/ivis" not in main["runs"]  # the stored document is not changed
     text = report.render(merged, None)
     assert "`bash bench/run.sh --name other`" in text
+    assert "--report-only --name test --include other`" in text
     v = {x.target: x for x in targets.evaluate(merged)}
     assert v["fit_transform time"].result == "PASS"

@@ -145,7 +145,7 @@ class Ivis(TransformerMixin, BaseEstimator):
     build_index_on_disk : bool, default=True
         Build the Annoy index in its file rather than in memory.
     neighbour_matrix : array of shape (n_samples, k) or Sequence, optional
-        Precomputed 0-based neighbour indices; skips the Annoy index.
+        Precomputed 0-based neighbour indices; no neighbour search is run.
     verbose : int, default=1
         0 is silent; above 0 shows progress bars.
     random_state : int, optional

@@ -30,10 +30,10 @@
 #'   means `n_trees * k`.
 #' @param neighbour_search How nearest neighbours are found: `"annoy"` (an
 #'   Annoy index; any data and metric, reusable through `annoy_index_path`) or
-#'   `"clustered"` (exact distances to the rows of the 10 clusters nearest to
-#'   each row's own; for dense matrices with the `"angular"` or `"euclidean"`
-#'   metric, about five times faster than Annoy on wide data, and exact on up
-#'   to 5,500 rows).
+#'   `"clustered"` (exact distances to the rows of the clusters nearest to each
+#'   row's own, as many as hold 95% of the exact neighbours of a sample of rows;
+#'   for dense matrices with the `"angular"` or `"euclidean"` metric, about
+#'   five times faster than Annoy on wide data, and exact on up to 5,500 rows).
 #' @param precompute Whether to compute all nearest neighbours before training
 #'   (faster, uses more memory).
 #' @param negative_sampling Where each point's negative comes from:

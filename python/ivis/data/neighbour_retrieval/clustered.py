@@ -3,19 +3,22 @@
 An Annoy query on wide dense rows pays a full-width distance for every candidate it visits,
 one row at a time. This search instead groups the rows into clusters of about
 :data:`ROWS_PER_CLUSTER` (k-means on a :data:`PROJECTION_DIMS`-component PCA projection) and,
-for all rows of a cluster at once, computes the exact distances to every row of the
-:data:`PROBED_CLUSTERS` clusters whose centres are nearest, itself included, as one matrix
-product. The ``k`` best candidates of each row are kept. Every row is compared with about
-``PROBED_CLUSTERS * ROWS_PER_CLUSTER`` others whatever the number of rows, so the search is
-linear in it (apart from assigning rows to clusters, whose cost grows with the number of
-clusters times the rows but is small next to the search up to millions of rows). Data of up
-to :data:`EXHAUSTIVE_MAX_ROWS` rows (5,500) is searched exhaustively: the neighbours are
-exact.
+for all rows of a cluster at once, computes the exact distances to every row of the clusters
+whose mean rows are nearest, itself included, as one matrix product. The ``k`` best
+candidates of each row are kept. Data of up to :data:`EXHAUSTIVE_MAX_ROWS` rows (5,500) is
+searched exhaustively: the neighbours are exact.
 
-A true neighbour is missed only when it lies in a cluster outside the probed ones: near the
-border of a cluster whose probed clusters are on its other side. On Fashion-MNIST (70,000 x
-784, angular, k=15) the search keeps 0.95 of the exact neighbours, in a fifth of the time of
-an Annoy index with 50 trees (see ``bench/ANALYSIS.md``).
+A true neighbour is missed when it lies in a cluster that is not probed: near the border of a
+cluster whose nearest clusters are on its other side, or, in data whose rows spread evenly over
+many dimensions, almost anywhere. How many clusters to probe is therefore measured on the data:
+the exact neighbours of a random sample of rows are found by brute force, and the fewest
+nearest clusters that hold :data:`TARGET_RECALL` (0.95) of them are probed for every cluster.
+On Fashion-MNIST (70,000 x 784, angular, k=15) that is 10 or 11 clusters, about 3,000
+candidates per row, and the search takes a fifth of the time of an Annoy index with 50 trees
+(see ``bench/ANALYSIS.md``). With a number of probed clusters that does not grow with the
+data, the search is linear in the number of rows (apart from assigning rows to clusters, whose
+cost grows with the number of clusters times the rows but is small next to the search up to
+millions of rows).
 
 The metrics are those a ranking by inner products computes exactly: 'angular' (rows ranked
 by their inner product divided by the candidate's norm) and 'euclidean' (inner product minus
@@ -26,14 +29,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 CLUSTERED_METRICS = ("angular", "euclidean")
-# Rows per cluster, and clusters probed per cluster: about 2,750 candidates per row. On
-# Fashion-MNIST 8 probed clusters gave a recall of 0.93 and 12 gave 0.96 (k=15); with k=150,
-# 10 clusters gave 0.92 and 16 gave 0.97, at 1.5 times the search time.
+# Rows per cluster. Each cluster's rows are compared with the rows of the clusters nearest to it,
+# as many as keep TARGET_RECALL of the exact neighbours of RECALL_SAMPLE_ROWS rows drawn at
+# random (their exact neighbours cost RECALL_SAMPLE_ROWS rows' distances to all rows), and at
+# least MIN_PROBED_CLUSTERS. On Fashion-MNIST that is about 10 clusters (2,750 candidates per
+# row; 8 gave a recall of 0.93, 12 gave 0.96); on data whose rows spread evenly over many
+# dimensions it is many more.
 ROWS_PER_CLUSTER = 275
-PROBED_CLUSTERS = 10
-# Up to this many rows every row is compared with all others: at most twice the distances of
-# the clustered search, none of its set-up, and the neighbours are exact.
-EXHAUSTIVE_MAX_ROWS = 2 * PROBED_CLUSTERS * ROWS_PER_CLUSTER
+TARGET_RECALL = 0.95
+RECALL_SAMPLE_ROWS = 500
+MIN_PROBED_CLUSTERS = 4
+# Up to this many rows every row is compared with all others: about the candidates of 20
+# clusters, none of the set-up, and the neighbours are exact.
+EXHAUSTIVE_MAX_ROWS = 20 * ROWS_PER_CLUSTER
 # Clusters are fitted on a PCA projection of PROJECTION_DIMS components (computed from at most
 # PCA_ROWS rows): KMEANS_ITERATIONS Lloyd steps on at most FIT_ROWS rows (or 8 per cluster).
 PROJECTION_DIMS = 32
@@ -92,9 +100,13 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
         candidate_offset = -0.5 * squared_norms
     labels, n_clusters = _cluster(X, candidate_weight, rng)
     members = _members(labels, n_clusters)
-    probes = _probed_clusters(members, X, candidate_weight, k)
+    means = _cluster_means(members, X, candidate_weight)
+    score = _Scorer(X, candidate_weight, candidate_offset)
+    n_probed = _probe_count(score, labels, means, k, rng) if n_clusters > 1 else 1
+    probes = _probed_clusters(members, means, k, n_probed)
     neighbours = np.empty((n_rows, k), dtype=np.int32)
-    for cluster in tqdm(range(n_clusters), desc="Searching neighbours", unit="clusters", disable=not verbose, mininterval=1.0):
+    description = "Searching neighbours" + (f" ({n_probed} clusters per cluster)" if n_clusters > 1 else "")
+    for cluster in tqdm(range(n_clusters), desc=description, unit="clusters", disable=not verbose, mininterval=1.0):
         queries = members[cluster]
         if len(queries) == 0:
             continue
@@ -104,14 +116,27 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
         block_rows = max(1, MAX_BLOCK_DISTANCES // len(candidates))
         for start in range(0, len(queries), block_rows):
             stop = min(start + block_rows, len(queries))
-            scores = X[queries[start:stop]] @ candidate_rows.T
-            if candidate_weight is not None:
-                scores *= candidate_weight[candidates]
-            else:
-                scores += candidate_offset[candidates]
+            scores = score(queries[start:stop], candidates, candidate_rows)
             scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
             neighbours[queries[start:stop]] = candidates[_top_k(scores, k)]
     return neighbours
+
+
+class _Scorer:
+    """Scores of candidates for query rows: larger is nearer, in the order of the metric."""
+
+    def __init__(self, X, candidate_weight, candidate_offset):
+        self.X = X
+        self.candidate_weight = candidate_weight
+        self.candidate_offset = candidate_offset
+
+    def __call__(self, queries, candidates, candidate_rows):
+        scores = self.X[queries] @ candidate_rows.T
+        if self.candidate_weight is not None:
+            scores *= self.candidate_weight[candidates]
+        else:
+            scores += self.candidate_offset[candidates]
+        return scores
 
 
 def _top_k(scores, k):
@@ -184,31 +209,66 @@ def _members(labels, n_clusters):
     return [order[bounds[c] : bounds[c + 1]] for c in range(n_clusters)]
 
 
-def _probed_clusters(members, X, candidate_weight, k):
+def _cluster_means(members, X, candidate_weight):
+    """The mean row of each cluster, in the metric's space (zeros for an empty cluster)."""
+    means = np.zeros((len(members), X.shape[1]), dtype=np.float32)
+    for cluster, rows in enumerate(members):
+        if len(rows):
+            means[cluster] = _directions(X[rows], candidate_weight, rows).mean(axis=0)
+    return means
+
+
+def _cluster_orders(means, clusters):
+    """For each of ``clusters``, all clusters from the nearest mean to the farthest: itself first."""
+    squared = np.einsum("ij,ij->i", means, means)
+    distances = squared[clusters, None] + squared[None, :] - 2.0 * (means[clusters] @ means.T)
+    distances[np.arange(len(clusters)), clusters] = -np.inf
+    return np.argsort(distances, axis=1, kind="stable")
+
+
+def _probe_count(score, labels, means, k, rng):
+    """The fewest nearest clusters to probe for ``TARGET_RECALL`` of a sample's exact neighbours.
+
+    The exact neighbours of a random sample of rows are found by comparing them with every
+    row; each neighbour is found by the search if its cluster is among the first ``p`` in the
+    order of the sample row's cluster. The smallest ``p`` that finds ``TARGET_RECALL`` of them
+    is returned (at least ``MIN_PROBED_CLUSTERS``).
+    """
+    n_rows, n_clusters = len(labels), len(means)
+    sample = np.sort(rng.choice(n_rows, min(n_rows, RECALL_SAMPLE_ROWS), replace=False))
+    everything = np.arange(n_rows)
+    exact = np.empty((len(sample), k), dtype=np.int64)
+    block = max(1, 4 * MAX_BLOCK_DISTANCES // n_rows)
+    for start in range(0, len(sample), block):
+        rows = sample[start : start + block]
+        scores = score(rows, everything, score.X)
+        scores[np.arange(len(rows)), rows] = -np.inf
+        exact[start : start + len(rows)] = _top_k(scores, k)
+    own = labels[sample]
+    unique, inverse = np.unique(own, return_inverse=True)
+    ranks = np.empty((len(unique), n_clusters), dtype=np.int64)
+    ranks[np.arange(len(unique))[:, None], _cluster_orders(means, unique)] = np.arange(n_clusters)
+    # The position, in its sample row's cluster order, of the cluster of each exact neighbour.
+    needed = np.sort(ranks[inverse[:, None], labels[exact]], axis=None)
+    found = int(np.ceil(TARGET_RECALL * needed.size)) - 1
+    return int(min(n_clusters, max(MIN_PROBED_CLUSTERS, needed[found] + 1)))
+
+
+def _probed_clusters(members, means, k, n_probed):
     """For each cluster, the clusters whose rows are its candidates: itself first.
 
-    Clusters are probed in order of the distance between their mean rows (in the metric's
-    space) until ``PROBED_CLUSTERS`` are taken and they hold more than ``4 k`` rows (a large
-    ``k`` reaches further than a few clusters).
+    The ``n_probed`` clusters with the nearest means are taken, and more if they hold no more
+    than ``4 k`` rows (a large ``k`` reaches further than a few clusters).
     """
     n_clusters = len(members)
     if n_clusters == 1:
         return [np.zeros(1, dtype=np.int64)]
-    means = np.zeros((n_clusters, X.shape[1]), dtype=np.float32)
-    for cluster, rows in enumerate(members):
-        if len(rows):
-            means[cluster] = _directions(X[rows], candidate_weight, rows).mean(axis=0)
     sizes = np.array([len(rows) for rows in members])
-    squared = np.einsum("ij,ij->i", means, means)
     probes = []
     # Blocks of clusters keep the distance matrix between means small for many clusters.
     block = max(1, MAX_BLOCK_DISTANCES // n_clusters)
     for start in range(0, n_clusters, block):
-        stop = min(start + block, n_clusters)
-        distances = squared[start:stop, None] + squared[None, :] - 2.0 * (means[start:stop] @ means.T)
-        distances[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        order = np.argsort(distances, axis=1, kind="stable")
-        for row in order:
-            enough = int(np.searchsorted(np.cumsum(sizes[row]), 4 * k + 1)) + 1
-            probes.append(row[: max(PROBED_CLUSTERS, enough)])
+        for order in _cluster_orders(means, np.arange(start, min(start + block, n_clusters))):
+            enough = int(np.searchsorted(np.cumsum(sizes[order]), 4 * k + 1)) + 1
+            probes.append(order[: max(n_probed, enough)])
     return probes

@@ -48,17 +48,21 @@ def _doc(*recs):
     }
 
 
+def _verdicts(*recs):
+    """Target verdicts, by target name, for a results document holding ``recs``."""
+    return {x.target: x for x in targets.evaluate(_doc(*recs))}
+
+
 Q_GOOD = {"knn_accuracy": 0.8, "distance_correlation": 0.6, "centroid_correlation": 0.9, "graph_recall": 0.95}
 Q_PREV = {"knn_accuracy": 0.7, "distance_correlation": 0.65, "centroid_correlation": 0.8}
 
 
 def test_fmnist_targets_pass_and_fail():
-    doc = _doc(
+    v = _verdicts(
         _rec("fmnist", "ivis", 30.0, neighbours=2.0, spe=1.0, quality=Q_GOOD),
         _rec("fmnist", "ivis_prev", 120.0, neighbours=10.0, spe=3.0, quality=Q_PREV),
         _rec("fmnist", "umap", 40.0),
     )
-    v = {x.target: x for x in targets.evaluate(doc)}
     assert v["fit_transform time, ivis / ivis_prev"].result == "PASS"
     assert v["fit_transform time, ivis / umap"].result == "PASS"
     assert v["15-NN accuracy"].result == "PASS"
@@ -72,23 +76,22 @@ def test_fmnist_targets_pass_and_fail():
 def test_a_run_stopped_beyond_a_limit_fails_it():
     stopped = _rec("primes1m", "ivis", None, status="timeout", rss=None)
     stopped.update(stopped_because="timeout after 1200 s", peak_vm_rss=5e9)
-    v = {x.target: x for x in targets.evaluate(_doc(stopped))}
+    v = _verdicts(stopped)
     assert v["fit_transform time"].result == "FAIL"
     assert v["fit_transform time"].measured == "> 1200 s (stopped at the time limit)"
     assert v["peak RSS (ru_maxrss)"].result == "FAIL"
     stopped.update(stopped_because="timeout after 300 s", peak_vm_rss=1e9)
-    v = {x.target: x for x in targets.evaluate(_doc(stopped))}
+    v = _verdicts(stopped)
     assert v["fit_transform time"].result == "n/a"
     assert v["peak RSS (ru_maxrss)"].result == "n/a"
 
 
 def test_clustered_search_row_gets_its_own_speed_verdicts():
-    doc = _doc(
+    v = _verdicts(
         _rec("fmnist", "ivis", 90.0, neighbours=10.0, quality=Q_GOOD),
         _rec("fmnist", "ivis_clustered", 30.0, neighbours=2.0, quality={**Q_GOOD, "graph_recall": 0.85}),
         _rec("fmnist", "ivis_prev", 120.0, neighbours=10.0, quality=Q_PREV),
     )
-    v = {x.target: x for x in targets.evaluate(doc)}
     assert v["fit_transform time, ivis / ivis_prev"].result == "FAIL"
     assert v["neighbour stage time, ivis / ivis_prev"].result == "FAIL"
     assert v["fit_transform time, ivis_clustered / ivis_prev"].result == "PASS"
@@ -97,31 +100,28 @@ def test_clustered_search_row_gets_its_own_speed_verdicts():
 
 
 def test_missing_and_failed_sides_are_not_applicable():
-    doc = _doc(
+    v = _verdicts(
         _rec("fmnist", "ivis", 30.0, quality=Q_GOOD), _rec("fmnist", "ivis_prev", None, status="unavailable")
     )
-    v = {x.target: x for x in targets.evaluate(doc)}
     assert v["fit_transform time, ivis / ivis_prev"].result == "n/a"
     assert "ivis_prev unavailable" in v["fit_transform time, ivis / ivis_prev"].measured
     assert v["fit_transform time, ivis / umap"].measured == "umap not run"
 
 
 def test_capped_workload_is_indicative():
-    doc = _doc(
+    v = _verdicts(
         _rec("fmnist10k", "ivis", 5.0, base="fmnist", quality=Q_GOOD),
         _rec("fmnist10k", "umap", 10.0, base="fmnist"),
     )
-    v = {x.target: x for x in targets.evaluate(doc)}
     assert v["fit_transform time, ivis / umap"].result == "PASS (indicative)"
     assert v["fit_transform time, ivis / umap"].workload == "fmnist10k"
 
 
 def test_primes_scaling_and_memory():
-    doc = _doc(
+    v = _verdicts(
         _rec("primes1m", "ivis", 500.0, spe=20.0, rss=3.5e9),
         _rec("primes100k", "ivis", 50.0, spe=1.5),
     )
-    v = {x.target: x for x in targets.evaluate(doc)}
     assert v["fit_transform time"].result == "PASS"
     assert v["peak RSS (ru_maxrss)"].result == "PASS"
     assert v["seconds per epoch, primes 1M / 100k"].result == "FAIL"  # 13.3 > 11

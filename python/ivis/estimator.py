@@ -102,7 +102,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         its own, as many as hold 0.95 of the exact neighbours of a sample of rows
         (:mod:`ivis.data.neighbour_retrieval.clustered`); for dense arrays in
         memory with the 'angular' or 'euclidean' metric, about five times faster than Annoy on
-        wide rows (Fashion-MNIST: 4 s against 20 s, with 0.95 of the exact neighbours against
+        wide rows (Fashion-MNIST: 5 s against 20 s, with 0.96 of the exact neighbours against
         0.92), and exact on data of up to 5,500 rows.
     precompute : bool, default=True
         Extract every row's neighbours before training (``n_samples * k`` int32 in memory);

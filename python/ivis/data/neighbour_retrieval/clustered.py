@@ -49,7 +49,8 @@ PCA_ROWS = 20_000
 FIT_ROWS = 100_000
 KMEANS_ITERATIONS = 8
 # Rows projected or assigned to clusters per step, and the most distances held at once
-# (float32): these bound the temporary memory of the search to a few tens of MB.
+# (float32; four times as many for the sample of exact neighbours): these keep the temporary
+# memory of the search below about 100 MB.
 ASSIGN_CHUNK_ROWS = 16_384
 MAX_BLOCK_DISTANCES = 4_000_000
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.neighbors import NearestNeighbors
 from conftest import FAST, array_dataset
 
 from ivis import Ivis
@@ -11,14 +12,11 @@ from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
 
 
 def exact(X, k, metric, rows=None):
-    """The k nearest other rows of each of ``rows`` (default: all), nearest first, in float64."""
-    X = np.asarray(X, dtype=np.float64)
-    if metric == "angular":
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-300)  # zero rows stay zero
+    """The k nearest other rows of each of ``rows`` (default: all), nearest first, by brute force."""
     rows = np.arange(len(X)) if rows is None else np.asarray(rows)
-    d = (X[rows] ** 2).sum(1)[:, None] + (X**2).sum(1)[None, :] - 2 * X[rows] @ X.T
-    d[np.arange(len(rows)), rows] = np.inf
-    return np.argsort(d, axis=1, kind="stable")[:, :k]
+    search = NearestNeighbors(n_neighbors=k + 1, metric="cosine" if metric == "angular" else "euclidean", algorithm="brute")
+    found = search.fit(np.asarray(X, dtype=np.float64)).kneighbors(np.asarray(X, dtype=np.float64)[rows], return_distance=False)
+    return np.array([listed[listed != row][:k] for listed, row in zip(found, rows)])
 
 
 def distances(X, rows, neighbours, metric):

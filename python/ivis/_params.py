@@ -112,7 +112,7 @@ def check_core_params(estimator):
             f"{', '.join(ANNOY_METRICS)}."
         )
     if estimator.neighbour_search == "clustered":
-        check_clustered_metric(estimator.knn_distance_metric)
+        check_clustered_settings(estimator)
     model = estimator.model
     if isinstance(model, str):
         if model not in NETWORK_NAMES:
@@ -133,6 +133,21 @@ def check_core_params(estimator):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
     if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):
         raise TypeError("callbacks must be a list of keras.callbacks.Callback objects or None.")
+
+
+def check_clustered_settings(estimator):
+    """Refuse settings that ``neighbour_search='clustered'`` cannot honour."""
+    check_clustered_metric(estimator.knn_distance_metric)
+    if not estimator.precompute:
+        raise ValueError(
+            "neighbour_search='clustered' finds every row's neighbours at once, so it needs "
+            "precompute=True; precompute=False applies to neighbour_search='annoy'."
+        )
+    if estimator.annoy_index_path is not None:
+        raise ValueError(
+            "annoy_index_path is the file of an Annoy index, which neighbour_search='clustered' "
+            "does not build. Leave annoy_index_path=None, or use neighbour_search='annoy'."
+        )
 
 
 def check_k(k, n_rows):

@@ -477,16 +477,6 @@ class Ivis(TransformerMixin, BaseEstimator):
                 "Load it as one if it fits in memory (np.asarray(X, dtype=np.float32)), or use "
                 "neighbour_search='annoy' (the default), which reads data in chunks."
             )
-        if not self.precompute:
-            raise ValueError(
-                "neighbour_search='clustered' finds every row's neighbours at once, so it needs "
-                "precompute=True; precompute=False applies to neighbour_search='annoy'."
-            )
-        if self.annoy_index_path is not None:
-            raise ValueError(
-                "annoy_index_path is the file of an Annoy index, which neighbour_search='clustered' "
-                "does not build. Leave annoy_index_path=None, or use neighbour_search='annoy'."
-            )
         rows = source.data.reshape(source.n_rows, -1)
         neighbours = clustered_neighbours(
             rows, self.k, self.knn_distance_metric, random_state=self._sub_seed("clusters"), verbose=self.verbose > 0

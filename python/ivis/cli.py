@@ -14,6 +14,7 @@ answers at once; NumPy, scikit-learn and Keras load when there is work to do.
 import argparse
 import os
 import sys
+import tempfile
 
 DEFAULT_OUTPUT_DIR = "ivis-output"
 CHECKPOINT_NAME = "checkpoint.ivis"
@@ -268,18 +269,58 @@ def _checkpoint_callbacks(args):
     return [ModelCheckpoint(args.checkpoint_dir, CHECKPOINT_NAME, args.checkpoint_every or 1)]
 
 
+def _check_writable(path, option):
+    """Fail now, not after training, if ``path`` (a folder to create or fill) cannot be written."""
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CommandError(f"{option} {path}: {existing} is a file, not a folder; choose another path")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".ivis-write-test-", dir=existing)
+    except OSError as error:
+        raise CommandError(f"{option} {path}: cannot write to {existing} ({error.strerror or error}); choose another path") from None
+    os.close(handle)
+    os.remove(probe)
+
+
+def _check_model_destination(path, option, overwrite, resumed=None):
+    """Fail now, not after training, if saving a model folder to ``path`` would be refused."""
+    from ivis.persistence import check_replaceable  # no Keras
+
+    if os.path.lexists(path):
+        continuing = resumed is not None and os.path.exists(resumed) and os.path.samefile(path, resumed)
+        if not overwrite and not continuing:
+            raise CommandError(f"{option} {path} already exists; pass --overwrite to replace it, or choose another path")
+        try:
+            check_replaceable(path)
+        except FileExistsError as error:
+            raise CommandError(f"{option} {path}: {error}") from None
+    _check_writable(os.path.dirname(os.path.abspath(path)), option)
+
+
+def check_destinations(args, embedding_path, plot_path):
+    """Check every path the run will write before any work starts."""
+    _check_writable(args.output_dir, "-o/--output-dir")
+    _check_outputs([embedding_path, plot_path], args.overwrite)
+    if args.save_model and not args.load_model:
+        _check_model_destination(args.save_model, "--save-model", args.overwrite)
+    if args.checkpoint_dir:
+        # A checkpoint of an earlier run is replaced only with --overwrite, or when this run resumes it.
+        checkpoint = os.path.join(args.checkpoint_dir, CHECKPOINT_NAME)
+        _check_model_destination(checkpoint, "--checkpoint-dir", args.overwrite, resumed=args.resume)
+
+
 def run(args):
     embedding_path = os.path.join(args.output_dir, f"embedding.{args.format}")
     plot_path = None if args.no_plot else os.path.join(args.output_dir, "embedding.png")
-    _check_outputs([embedding_path, plot_path], args.overwrite)
-    if args.save_model and os.path.exists(args.save_model) and not args.overwrite:
-        raise CommandError(f"{args.save_model} already exists; pass --overwrite to replace it")
     if args.supervised and not args.label_column and args.input is not None:
         raise CommandError("--supervised needs --label-column")
     if args.resume and args.load_model:
         raise CommandError("--resume trains and --load-model only embeds; pass one of them")
     if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint_dir):
         raise CommandError("--checkpoint-every takes a positive number of epochs, with --checkpoint-dir")
+    check_destinations(args, embedding_path, plot_path)
 
     X, labels, label_name, description, close = load_input(args)
     # HDF5 data stays on disk: fitted batch by batch, embedded straight into the output file.

@@ -13,13 +13,14 @@ from ivis import _params
 from ivis._version import __version__
 from ivis.data.inputs import ArraySource, as_row_source
 from ivis.persistence import (
-    HEAD_FILE,
+    FILESYSTEM_PARAMS,
+    MANIFEST_FILE,
     ModelFolderError,
     bytes_to_folder,
     folder_to_bytes,
-    read_manifest,
-    read_network,
     random_states,
+    read_model_folder,
+    read_network,
     read_optimizer_variables,
     restore_random_states,
     write_model_folder,
@@ -816,8 +817,6 @@ class Ivis(TransformerMixin, BaseEstimator):
             params["supervision_metric"] = getattr(params["supervision_metric"], "__name__", None)
         if isinstance(params["random_state"], np.random.RandomState):
             params["random_state"] = None
-        if params["annoy_index_path"] is not None:
-            params["annoy_index_path"] = os.fspath(params["annoy_index_path"])
         spec = getattr(self, "_target_spec_", None) if self.supervised_head_ is not None else None
         return {
             "ivis_version": __version__,
@@ -851,7 +850,26 @@ class Ivis(TransformerMixin, BaseEstimator):
             Kept for compatibility: every model is saved in the same versioned ivis format
             (Keras archives for the networks, no pickle), whatever this says.
         overwrite : bool, default=False
-            Replace an existing model folder; without it an existing path is an error.
+            Replace an existing model folder. Without it, an existing path is an error, and so
+            is a path another process creates while this save runs: of concurrent saves to one
+            new path exactly one succeeds. With it, only an empty directory or an ivis model
+            folder (a readable ``ivis.json`` with the ivis format marker) holding nothing but
+            the files ivis writes is replaced; a folder holding anything else (a README, a
+            plot) is refused, never emptied.
+
+        Notes
+        -----
+        The folder is written next to its destination and renamed into place when complete,
+        so an interrupted save leaves the previous model whole, and a concurrent
+        :meth:`load_model` sees either model, never a mix. A symlink to a model folder saves
+        into the folder it points to. New folders and files get the permissions of the
+        umask. File-system parameters (``annoy_index_path``) are not saved. See
+        ``docs/model-folders.md``.
+
+        Raises
+        ------
+        FileExistsError
+            If the path exists and may not be replaced (see ``overwrite``).
         """
         check_is_fitted(self, "encoder_")
         if save_format not in ("h5", "tf", "keras"):
@@ -864,9 +882,17 @@ class Ivis(TransformerMixin, BaseEstimator):
     def load_model(self, folder_path):
         """Load a model saved with :meth:`save_model` into this estimator.
 
-        The saved parameters replace this estimator's, except ``callbacks``, ``neighbour_matrix``
-        and a callable ``distance`` (a custom loss must be given to the constructor before
+        The saved parameters replace this estimator's, except ``callbacks``, ``neighbour_matrix``,
+        the file-system parameter ``annoy_index_path`` (never read from a folder) and a
+        callable ``distance`` (a custom loss must be given to the constructor before
         loading). A following ``fit`` resumes training with the saved optimizer and dropout state.
+
+        The folder is treated as untrusted: its manifest is checked against a schema, its
+        files are read without following symlinks and checked against the sizes and SHA-256
+        digests the manifest records, archives are checked for declared sizes before anything
+        is inflated or built, and networks are loaded in Keras's safe mode. The load sees one
+        consistent model even while another process saves over the folder. See
+        ``docs/model-folders.md``.
 
         Returns
         -------
@@ -875,12 +901,15 @@ class Ivis(TransformerMixin, BaseEstimator):
         Raises
         ------
         ModelFolderError
-            If the folder is not an ivis model, is corrupt, or needs a newer ivis.
+            If the folder is not an ivis model, is corrupt or unsafe (the message names the
+            file and the field), or needs a newer ivis.
         """
         keras = _import_keras()
-        manifest = read_manifest(folder_path)
-        params = dict(manifest.get("params", {}))
-        fitted = manifest.get("fitted", {})
+        contents = read_model_folder(folder_path)
+        manifest = contents.manifest
+        manifest_path = os.path.join(os.fspath(folder_path), MANIFEST_FILE)
+        params = {k: v for k, v in manifest["params"].items() if k not in FILESYSTEM_PARAMS and k not in _UNSAVED_PARAMS}
+        fitted = manifest["fitted"]
         custom_loss = self.distance if callable(self.distance) else None
         from ivis.nn.losses import available_losses
 
@@ -891,26 +920,26 @@ class Ivis(TransformerMixin, BaseEstimator):
                 f"with it before loading: Ivis(distance=<your loss function>).load_model(path), or "
                 "register it with ivis.nn.losses.register_loss."
             )
-        encoder = read_network(folder_path, manifest["files"]["encoder"])
-        head = read_network(folder_path, HEAD_FILE) if "supervised_head" in manifest["files"] else None
-        valid = self.get_params(deep=False)
-        for key, value in params.items():
-            if key in valid and key not in _UNSAVED_PARAMS:
-                setattr(self, key, value)
-        if custom_loss is not None:
-            self.distance = custom_loss
-        if params.get("model") is None:
-            self.model = encoder.layers[1]
+        self._check_saved_params(params, custom_loss, manifest_path)
+        encoder = read_network(contents, "encoder")
+        head = read_network(contents, "supervised_head") if "supervised_head" in manifest["files"] else None
         self._check_saved_networks(folder_path, encoder, head, fitted, params)
         saved_random = fitted.get("random_states") or {}
         restore_random_states(encoder, saved_random.get("encoder"), folder_path)
         if head is not None:
             restore_random_states(head, saved_random.get("supervised_head"), folder_path)
+        contents.verify()
+        for key, value in params.items():
+            setattr(self, key, value)
+        if custom_loss is not None:
+            self.distance = custom_loss
+        if params.get("model") is None:
+            self.model = encoder.layers[1]
         self.encoder_ = encoder
         self.supervised_head_ = head
         self.input_shape_ = tuple(fitted["input_shape"])
         self.n_features_in_ = int(fitted["n_features_in"])
-        self.loss_history_ = [float(v) for v in fitted.get("loss_history", [])]
+        self.loss_history_ = [float(v) for v in fitted["loss_history"]]
         self.validation_loss_history_ = [float(v) for v in fitted.get("validation_loss_history", [])]
         self.validation_indices_ = None
         self._seed_ = int(fitted["seed"])
@@ -924,8 +953,27 @@ class Ivis(TransformerMixin, BaseEstimator):
         self._training_state_ = dict(manifest.get("training") or {"epochs_trained": len(self.loss_history_), "complete": True})
         self.neighbour_matrix_ = None
         self._compile(keras)
-        self._restore_optimizer(read_optimizer_variables(folder_path), folder_path)
+        optimizer = self.model_.optimizer
+        optimizer.build(self.model_.trainable_variables)
+        shapes = [tuple(v.shape) for v in optimizer.variables]
+        self._restore_optimizer(read_optimizer_variables(contents, shapes), folder_path)
         return self
+
+    def _check_saved_params(self, params, custom_loss, manifest_path):
+        """Check the saved parameters as ``fit`` would, naming the manifest field, before any is set."""
+        valid = self.get_params(deep=False)
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ModelFolderError(f"The manifest {manifest_path!r} is invalid: field 'params.{unknown[0]}' is not an ivis parameter.")
+        merged = {**valid, **params, "callbacks": None}
+        if custom_loss is not None:
+            merged["distance"] = custom_loss
+        if merged.get("model") is None:
+            merged["model"] = _params.NETWORK_NAMES[0]  # a custom network comes from the archive
+        try:
+            _params.check_core_params(type(self)(**merged))
+        except (ValueError, TypeError) as error:
+            raise ModelFolderError(f"The manifest {manifest_path!r} is invalid: in its field 'params': {error}") from None
 
     @staticmethod
     def _check_saved_networks(folder_path, encoder, head, fitted, params):
@@ -939,6 +987,14 @@ class Ivis(TransformerMixin, BaseEstimator):
             problems.append(f"the encoder outputs {encoder_out} dimensions, the manifest says {params['embedding_dims']}")
         if head is not None and head.inputs[0].shape[-1] != encoder_out:
             problems.append(f"the supervised head takes {head.inputs[0].shape[-1]} dimensions, the encoder outputs {encoder_out}")
+        target = fitted.get("target")
+        if head is not None and target and head.outputs[0].shape[-1] != target["n_outputs"]:
+            problems.append(
+                f"the supervised head predicts {head.outputs[0].shape[-1]} outputs, the manifest's fitted.target "
+                f"and fitted.classes say {target['n_outputs']}"
+            )
+        if head is None and target:
+            problems.append("the manifest's fitted.target describes a supervised head, but the folder has none")
         if problems:
             raise ModelFolderError(
                 f"The model folder {os.fspath(folder_path)!r} is inconsistent: {'; '.join(problems)}. "
@@ -948,9 +1004,7 @@ class Ivis(TransformerMixin, BaseEstimator):
     def _restore_optimizer(self, values, folder_path):
         if values is None:
             return
-        optimizer = self.model_.optimizer
-        optimizer.build(self.model_.trainable_variables)
-        variables = optimizer.variables
+        variables = self.model_.optimizer.variables
         if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
             raise ModelFolderError(
                 f"The optimizer state in {os.fspath(folder_path)!r} does not match the saved networks; "

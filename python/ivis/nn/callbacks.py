@@ -458,17 +458,16 @@ class ModelCheckpoint(_FileCallback):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        from ivis.persistence import is_model_folder
+        from ivis.persistence import check_replaceable
 
         # A fixed name is replaced at every save: refuse, before training, to replace anything
-        # but a model folder (which is what save_model would refuse after the first epoch).
+        # save_model would refuse (what is not an ivis model folder, or holds other files).
         target = self.path_for(0)
-        if PLACEHOLDER not in self.filename and os.path.exists(target):
-            if not (os.path.isdir(target) and (is_model_folder(target) or not os.listdir(target))):
-                raise FileExistsError(
-                    f"ModelCheckpoint would replace {target!r}, which is not an ivis model folder. "
-                    "Choose another log_dir or filename."
-                )
+        if PLACEHOLDER not in self.filename and os.path.lexists(target):
+            try:
+                check_replaceable(target)
+            except FileExistsError as error:
+                raise FileExistsError(f"ModelCheckpoint would replace {target!r}: {error}") from None
 
     def _log(self, epoch):
         self.ivis_model.save_model(self.path_for(epoch), overwrite=True)

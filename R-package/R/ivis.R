@@ -86,7 +86,10 @@
 #'       supervised network's output for `X` (class probabilities, with one
 #'       column per class named after it).}
 #'     \item{`save_model(path, overwrite = FALSE, ...)`}{Saves the trained model
-#'       to the folder `path`; see [load_ivis()].}
+#'       to the folder `path`; see [load_ivis()]. Without `overwrite`, an
+#'       existing `path` is an error. With `overwrite = TRUE`, only an ivis
+#'       model folder holding nothing but the files ivis writes is replaced; a
+#'       folder with other files in it is refused, never emptied.}
 #'     \item{`get_params()`}{The model's parameters, as a named list.}
 #'     \item{`py`}{The underlying Python `ivis.Ivis` object, for advanced use.}
 #'   }

@@ -440,6 +440,8 @@ class ModelCheckpoint(_FileCallback):
     filename : str, default='model-checkpoint_{}.ivis'
         Name of each checkpoint folder. ``{}`` is replaced by the epoch number (1-based), keeping
         every checkpoint; without it (``'latest.ivis'``, say) each save replaces the previous one.
+        A checkpoint is replaced under the rules of ``save_model(overwrite=True)``: only an ivis
+        model folder holding nothing but ivis's files; anything else stops the fit before it trains.
     epoch_interval : int, default=1
         Save after epochs ``epoch_interval``, ``2 * epoch_interval``, ...
 

@@ -177,6 +177,10 @@ def test_a_killed_save_keeps_the_model_and_the_next_save_removes_its_debris(fitt
     assert len(debris) == 1, "the save was killed halfway"
     assert read_manifest(tmp_path / "target")["params"]["epochs"] == fitted_blobs.epochs, "the previous model is whole"
 
+    # The next save removes what the killed one left.
+    fitted_blobs.save_model(tmp_path / "target", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["source", "stalled", "target"]
+
     # A save in progress in a live process (this one) is not touched by the cleanup.
     from ivis.persistence import _work_name
 

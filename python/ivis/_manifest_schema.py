@@ -121,7 +121,7 @@ def _check_fitted(manifest):
     _require(n_features == math.prod(shape), "fitted.n_features_in", f"must equal the product of fitted.input_shape {shape}")
     _numbers(fitted.get("loss_history"), "fitted.loss_history")
     _numbers(fitted.get("validation_loss_history", []), "fitted.validation_loss_history")
-    _int(fitted.get("seed"), "fitted.seed", 0)
+    _require(_is_int(fitted.get("seed")), "fitted.seed", f"must be an integer; got {fitted.get('seed')!r:.60}")
     classes = fitted.get("classes")
     if classes is not None:
         _require(isinstance(classes, list) and classes and all(isinstance(c, (str, int, float, bool)) for c in classes),

@@ -1,6 +1,8 @@
 """The :class:`Ivis` estimator."""
 
+import contextlib
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -51,6 +53,22 @@ EXPECTED_FAILED_CHECKS = {
 _UNSAVED_PARAMS = ("callbacks", "neighbour_matrix")
 
 
+@contextlib.contextmanager
+def _python_random_seeded(seed):
+    """Seed Python's global ``random`` inside the block and give its state back afterwards.
+
+    Keras seeds each unseeded layer it creates (the layers of a user's model, when copied)
+    from the global ``random`` module; seeding it from the model's seed makes those layers
+    follow ``random_state`` and leaves the caller's random stream as it was.
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _targets(Y, y):
     if Y is not None and y is not None:
         raise ValueError("Pass the targets once, as Y (y is an alias of Y).")
@@ -58,9 +76,9 @@ def _targets(Y, y):
 
 
 def _import_keras():
-    import keras
+    from ivis._keras_import import import_keras
 
-    return keras
+    return import_keras()
 
 
 class Ivis(TransformerMixin, BaseEstimator):
@@ -489,11 +507,14 @@ class Ivis(TransformerMixin, BaseEstimator):
     def _build(self, keras, row_shape, spec):
         from ivis.nn import network
 
-        seed = self._sub_seed("weights") if self.random_state is not None else None
+        # Seeded even without random_state (then from fresh entropy): an unseeded Keras layer
+        # would draw its seed from Python's global random module.
+        seed = self._sub_seed("weights")
         if isinstance(self.model, str):
             base = network.base_network(self.model, row_shape, seed=seed)
         else:
-            base = network.copy_user_model(self.model)
+            with _python_random_seeded(seed):
+                base = network.copy_user_model(self.model)
         self.encoder_ = network.build_encoder(base, row_shape, self.embedding_dims, seed=seed)
         self.supervised_head_ = None if spec is None else self._build_head(keras, spec, seed)
         self.input_shape_ = tuple(int(s) for s in row_shape)

@@ -242,7 +242,7 @@ def test_messages_and_errors_of_a_failing_keras_import_reach_the_user(tmp_path):
         "os.write(2, b'genuine: a library is missing\\n')\n"
         "raise ImportError('keras cannot start')\n"
     )
-    code = "import ivis.nn"
+    code = "import numpy as np, ivis; ivis.Ivis(k=5, epochs=1, batch_size=16, verbose=0).fit(np.random.rand(40, 4))"
     result = _run(["-c", code], {"PYTHONPATH": str(fake.parent)}, tmp_path)
     assert result.returncode != 0
     assert "genuine: a library is missing" in result.stderr

@@ -167,10 +167,10 @@ class Ivis(TransformerMixin, BaseEstimator):
         Precomputed 0-based neighbour indices; no neighbour search is run.
     verbose : int, default=1
         0 is silent; above 0 shows progress bars.
-    random_state : int, optional
+    random_state : int >= 0 or numpy.random.RandomState, optional
         Seed for the Annoy index, triplet sampling, weight initialisation and dropout; with it
         set, two fits on the same data and machine give identical embeddings. No global random
-        state is touched either way.
+        state (Python's ``random``, NumPy's) is read or advanced either way.
 
     Attributes
     ----------
@@ -278,9 +278,23 @@ class Ivis(TransformerMixin, BaseEstimator):
         X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
             Data of shape (n_samples, ...) to embed.
         Y : array-like, optional
-            Targets for supervised training: class labels (missing ones as -1, None or NaN for
-            semi-supervised training), one-hot or multi-label rows, or real values, as
-            ``supervision_metric`` requires.
+            Targets for supervised training, one per row of ``X`` (a list, NumPy array, pandas
+            Series or Categorical; not a string or a dict). What they mean depends on
+            ``supervision_metric``:
+
+            - ``'sparse_categorical_crossentropy'`` (the default): class labels. Integers,
+              strings, booleans and Categorical values are classes, in sorted order (the
+              order of the categories for a Categorical); floats count as classes only when
+              they are whole numbers. At least two classes are needed. Non-integer numbers
+              are an error: numeric targets need a regression metric, such as ``'mae'``.
+            - ``'categorical_crossentropy'``, ``'categorical_hinge'``: one-hot rows.
+            - ``'binary_crossentropy'``: rows of 0/1 indicators, one column per label.
+            - Any other Keras loss (``'mae'``, ``'mse'``, ``'logcosh'``, ``'huber'``, ...):
+              real values, shape ``(n_samples,)`` or ``(n_samples, n_targets)``.
+
+            A missing target (semi-supervised training) is ``-1``, ``None`` or ``NaN`` for a
+            class label, and ``NaN`` in a row of values (``-1`` in every entry of a one-hot
+            or multi-label row). Infinite targets are an error: missing is NaN only.
         shuffle_mode : {True, 'batch', False}, default=True
             The order in which rows are anchors within each epoch (every row is an anchor
             once per epoch; positives and negatives are always drawn at random):

@@ -8,7 +8,8 @@ import os
 
 from ivis._version import __version__
 
-# TensorFlow's C++ start-up messages are noise to users; an explicit setting is kept.
+# TensorFlow's C++ start-up messages are noise to users; an explicit setting is kept. The
+# lines TensorFlow writes before this level applies are hidden by ivis._keras_import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __all__ = ["Ivis", "load_model", "__version__"]

@@ -125,14 +125,24 @@ def check_core_params(estimator):
     from ivis.nn.losses import triplet_loss  # deferred: imports Keras
 
     triplet_loss(estimator.distance)
-    if estimator.random_state is not None and not _is_int(estimator.random_state) and not isinstance(
-        estimator.random_state, np.random.RandomState
-    ):
-        raise TypeError(f"random_state must be None, an integer or a numpy RandomState; got {estimator.random_state!r}.")
+    check_random_state(estimator.random_state)
     if estimator.annoy_index_path is not None and not isinstance(estimator.annoy_index_path, (str, os.PathLike)):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
     if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):
         raise TypeError("callbacks must be a list of keras.callbacks.Callback objects or None.")
+
+
+def check_random_state(random_state):
+    """Raise unless ``random_state`` is None, a seed (an integer >= 0) or a numpy RandomState."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return
+    if not _is_int(random_state):
+        raise TypeError(f"random_state must be None, an integer or a numpy RandomState; got {random_state!r}.")
+    if random_state < 0:
+        raise ValueError(
+            f"random_state must be a seed >= 0, None or a numpy RandomState; got {random_state}. "
+            "Pass a seed such as random_state=0 for repeatable results, or None for new ones every fit."
+        )
 
 
 def check_clustered_settings(estimator):
@@ -168,6 +178,22 @@ def check_batch_size(batch_size, n_rows):
         )
 
 
+def warn_self_neighbours(lists_itself):
+    """Warn when rows list themselves among their neighbours (``lists_itself``: one bool per row)."""
+    rows = np.flatnonzero(lists_itself)
+    if not len(rows):
+        return
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    warnings.warn(
+        f"neighbour_matrix lists {len(rows)} of {len(lists_itself)} rows among their own neighbours "
+        f"(rows {shown}). A row is never its own positive, so those rows train on one neighbour fewer. "
+        "Pass each row's neighbours without the row itself: from scikit-learn's NearestNeighbors, "
+        "call kneighbors() without X, which leaves each row out.",
+        UserWarning,
+        stacklevel=6,  # the caller of Ivis.fit
+    )
+
+
 def check_neighbour_matrix(neighbours, n_rows):
     """Validate a user-supplied neighbour matrix and return it (arrays as int64)."""
     if isinstance(neighbours, np.ndarray) or isinstance(neighbours, list) and neighbours and not hasattr(neighbours[0], "__len__"):
@@ -186,9 +212,13 @@ def check_neighbour_matrix(neighbours, n_rows):
                 f"neighbour_matrix holds indices outside 0..{n_rows - 1} (found {neighbours.min()}..{neighbours.max()}). "
                 "Indices are 0-based row positions."
             )
+        warn_self_neighbours((neighbours == np.arange(n_rows)[:, None]).any(axis=1))
         return neighbours
     if hasattr(neighbours, "__getitem__") and hasattr(neighbours, "__len__"):
         if len(neighbours) != n_rows:
             raise ValueError(f"neighbour_matrix has {len(neighbours)} rows but X has {n_rows}.")
+        if isinstance(neighbours, (list, tuple)):
+            # Lists in memory are cheap to scan; other Sequences may read from disk per row.
+            warn_self_neighbours(np.array([i in np.ravel(row) for i, row in enumerate(neighbours)], dtype=bool))
         return neighbours
     raise TypeError("neighbour_matrix must be an (n_samples, k) integer array or a Sequence of neighbour lists.")

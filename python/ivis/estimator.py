@@ -1,6 +1,8 @@
 """The :class:`Ivis` estimator."""
 
+import contextlib
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -52,6 +54,22 @@ EXPECTED_FAILED_CHECKS = {
 _UNSAVED_PARAMS = ("callbacks", "neighbour_matrix")
 
 
+@contextlib.contextmanager
+def _python_random_seeded(seed):
+    """Seed Python's global ``random`` inside the block and give its state back afterwards.
+
+    Keras seeds each unseeded layer it creates (the layers of a user's model, when copied)
+    from the global ``random`` module; seeding it from the model's seed makes those layers
+    follow ``random_state`` and leaves the caller's random stream as it was.
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _targets(Y, y):
     if Y is not None and y is not None:
         raise ValueError("Pass the targets once, as Y (y is an alias of Y).")
@@ -59,9 +77,9 @@ def _targets(Y, y):
 
 
 def _import_keras():
-    import keras
+    from ivis._keras_import import import_keras
 
-    return keras
+    return import_keras()
 
 
 class Ivis(TransformerMixin, BaseEstimator):
@@ -150,10 +168,10 @@ class Ivis(TransformerMixin, BaseEstimator):
         Precomputed 0-based neighbour indices; no neighbour search is run.
     verbose : int, default=1
         0 is silent; above 0 shows progress bars.
-    random_state : int, optional
+    random_state : int >= 0 or numpy.random.RandomState, optional
         Seed for the Annoy index, triplet sampling, weight initialisation and dropout; with it
         set, two fits on the same data and machine give identical embeddings. No global random
-        state is touched either way.
+        state (Python's ``random``, NumPy's) is read or advanced either way.
 
     Attributes
     ----------
@@ -261,9 +279,23 @@ class Ivis(TransformerMixin, BaseEstimator):
         X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
             Data of shape (n_samples, ...) to embed.
         Y : array-like, optional
-            Targets for supervised training: class labels (missing ones as -1, None or NaN for
-            semi-supervised training), one-hot or multi-label rows, or real values, as
-            ``supervision_metric`` requires.
+            Targets for supervised training, one per row of ``X`` (a list, NumPy array, pandas
+            Series or Categorical; not a string or a dict). What they mean depends on
+            ``supervision_metric``:
+
+            - ``'sparse_categorical_crossentropy'`` (the default): class labels. Integers,
+              strings, booleans and Categorical values are classes, in sorted order (the
+              order of the categories for a Categorical); floats count as classes only when
+              they are whole numbers. At least two classes are needed. Non-integer numbers
+              are an error: numeric targets need a regression metric, such as ``'mae'``.
+            - ``'categorical_crossentropy'``, ``'categorical_hinge'``: one-hot rows.
+            - ``'binary_crossentropy'``: rows of 0/1 indicators, one column per label.
+            - Any other Keras loss (``'mae'``, ``'mse'``, ``'logcosh'``, ``'huber'``, ...):
+              real values, shape ``(n_samples,)`` or ``(n_samples, n_targets)``.
+
+            A missing target (semi-supervised training) is ``-1``, ``None`` or ``NaN`` for a
+            class label, and ``NaN`` in a row of values (``-1`` in every entry of a one-hot
+            or multi-label row). Infinite targets are an error: missing is NaN only.
         shuffle_mode : {True, 'batch', False}, default=True
             The order in which rows are anchors within each epoch (every row is an anchor
             once per epoch; positives and negatives are always drawn at random):
@@ -490,11 +522,14 @@ class Ivis(TransformerMixin, BaseEstimator):
     def _build(self, keras, row_shape, spec):
         from ivis.nn import network
 
-        seed = self._sub_seed("weights") if self.random_state is not None else None
+        # Seeded even without random_state (then from fresh entropy): an unseeded Keras layer
+        # would draw its seed from Python's global random module.
+        seed = self._sub_seed("weights")
         if isinstance(self.model, str):
             base = network.base_network(self.model, row_shape, seed=seed)
         else:
-            base = network.copy_user_model(self.model)
+            with _python_random_seeded(seed):
+                base = network.copy_user_model(self.model)
         self.encoder_ = network.build_encoder(base, row_shape, self.embedding_dims, seed=seed)
         self.supervised_head_ = None if spec is None else self._build_head(keras, spec, seed)
         self.input_shape_ = tuple(int(s) for s in row_shape)

@@ -10,12 +10,18 @@ head trains on, according to ``supervision_metric``:
 - ``regression``: real values, one or several targets per row.
 
 For the last three kinds a row is missing when it holds a NaN (or, for one-hot and
-multi-label rows, when every entry is -1). Missing rows train only the triplet loss.
+multi-label rows, when every entry is -1). Missing rows train only the triplet loss. Missing
+is NaN only: an infinite target is an error, as are class labels that are non-integer
+numbers (numeric targets need a regression metric such as ``'mae'``) and labels of a single
+class (a classifier of one class learns nothing).
 """
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ivis.data.inputs import as_array
 
 SPARSE_METRICS = ("sparse_categorical_crossentropy",)
 ONEHOT_METRICS = ("categorical_crossentropy", "categorical_hinge", "categorical_focal_crossentropy")
@@ -57,7 +63,9 @@ def resolve_metric(metric):
     """
     if not isinstance(metric, str):
         return metric, getattr(metric, "__name__", type(metric).__name__)
-    import keras  # deferred: only supervised fits need it
+    from ivis._keras_import import import_keras  # deferred: only supervised fits need Keras
+
+    keras = import_keras()
 
     try:
         fn = keras.losses.get(METRIC_ALIASES.get(metric, metric))
@@ -104,6 +112,75 @@ def _pandas_na():
         return None
 
 
+REGRESSION_HINT = "Ivis(supervision_metric='mae') (or 'mse', 'logcosh', 'huber')"
+
+
+def _check_target_container(Y):
+    """Refuse ``Y`` that is not one target per row (a string, a mapping, a single value)."""
+    if isinstance(Y, (str, bytes)):
+        raise TypeError(
+            f"Y must hold one target per row (a list, NumPy array or pandas Series); got a string, "
+            f"{Y!r:.40}. To use a column of a DataFrame as targets, pass the column: Y=df[{Y!r:.40}]."
+        )
+    if isinstance(Y, (dict, set, frozenset)):
+        raise TypeError(
+            f"Y must hold one target per row, in the order of X's rows (a list, NumPy array or "
+            f"pandas Series); got a {type(Y).__name__}. Pass the targets in row order, e.g. a pandas "
+            "Series aligned with X, or list(Y.values()) for a dict in row order."
+        )
+
+
+def _refuse_infinite(values):
+    """Raise ``ValueError`` naming the first infinite target; missing targets are NaN only."""
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.argwhere(infinite.reshape(len(infinite), -1))[0][0])
+        raise ValueError(
+            f"Y holds an infinite value at row {row} ({values.reshape(len(values), -1)[row].tolist()}). "
+            "Targets must be finite; mark a missing target with NaN (np.nan), or drop the row."
+        )
+
+
+def _label_numbers(labels, missing):
+    """Class labels as float64 (missing ones NaN) when they are all real numbers, else None."""
+    if labels.dtype.kind == "f":
+        return labels.astype(np.float64, copy=False)
+    present = labels[~missing]
+    if labels.dtype.kind != "O" or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present
+    ):
+        return None
+    values = np.full(len(labels), np.nan)
+    values[~missing] = present.astype(np.float64)
+    return values
+
+
+def _check_class_labels(labels, missing, metric_name):
+    """Refuse infinite labels, and numeric targets given to a classification metric."""
+    values = _label_numbers(labels, missing)
+    if values is None:
+        return
+    _refuse_infinite(values)
+    fractional = ~missing & (values != np.round(values))
+    if fractional.any():
+        raise ValueError(
+            f"Y holds non-integer numbers (e.g. {values[fractional][0]:g}), but "
+            f"supervision_metric={metric_name!r} is a classification loss that would make every "
+            f"distinct value a class. For numeric targets use a regression metric: {REGRESSION_HINT}. "
+            "For classes, pass integer, string or categorical labels."
+        )
+
+
+def _check_several_classes(classes):
+    if len(classes) == 1:
+        raise ValueError(
+            f"Y has a single class ({np.asarray(classes)[:1].tolist()[0]!r}) among its labelled rows. A classifier needs at "
+            "least two classes: with one, the supervised loss is zero whatever the embedding. Pass "
+            "labels of two or more classes, fit without Y for an unsupervised embedding, or, for "
+            f"numeric targets, use a regression metric: {REGRESSION_HINT}."
+        )
+
+
 def _encode_sparse(Y, classes):
     if hasattr(Y, "cat") or type(Y).__name__ == "Categorical":
         categorical = getattr(Y, "cat", None) or Y
@@ -111,6 +188,8 @@ def _encode_sparse(Y, classes):
         categories = np.asarray(categorical.categories)
         if classes is not None and not np.array_equal(np.asarray(classes), categories):
             return _encode_sparse(np.asarray(Y, dtype=object), classes)
+        if classes is None:
+            _check_several_classes(categories[np.unique(codes[codes != MISSING])])
         return codes, categories
     labels = np.asarray(Y)
     if labels.ndim == 2 and labels.shape[1] == 1:
@@ -123,13 +202,15 @@ def _encode_sparse(Y, classes):
         )
     missing = _missing_label_mask(labels)
     present = labels[~missing]
-    if labels.dtype.kind == "f" and len(present) and np.all(present == np.round(present)):
+    _check_class_labels(labels, missing, SPARSE_METRICS[0])
+    if labels.dtype.kind == "f" and len(present):
         present = present.astype(np.int64)
     if classes is None:
         try:
             classes = np.unique(present)
         except TypeError:
             raise TypeError("Class labels in Y must be all numbers or all strings, not a mix.") from None
+        _check_several_classes(classes)
     encoded = np.full(len(labels), MISSING, dtype=np.int64)
     positions = np.searchsorted(classes, present)
     positions = np.clip(positions, 0, len(classes) - 1)
@@ -165,8 +246,14 @@ def prepare_targets(Y, metric, n_rows, classes=None):
     """
     _, name = resolve_metric(metric)
     kind = metric_kind(name)
+    _check_target_container(Y)
     if not (hasattr(Y, "cat") or type(Y).__name__ == "Categorical" or hasattr(Y, "toarray")):
-        Y = np.asarray(Y)
+        Y = as_array(Y, "Y")
+        if Y.ndim == 0:
+            raise TypeError(
+                f"Y must hold one target per row (a list, NumPy array or pandas Series); got a single "
+                f"value, {Y.item()!r:.40}."
+            )
     if len(Y) != n_rows:
         raise ValueError(f"Y has {len(Y)} labels but X has {n_rows} rows; pass one label per row.")
     if kind == "sparse":
@@ -180,6 +267,7 @@ def prepare_targets(Y, metric, n_rows, classes=None):
             values = values[:, None]
         if values.ndim != 2:
             raise ValueError(f"Y for supervision_metric={name!r} must be 1- or 2-dimensional; got shape {values.shape}.")
+        _refuse_infinite(values)
         missing = np.isnan(values).any(axis=1)
         if kind in ("onehot", "multilabel"):
             missing |= (values == MISSING).all(axis=1)

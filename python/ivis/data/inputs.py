@@ -22,6 +22,8 @@ MAX_CHUNK_BYTES = 64 * 2**20
 MAX_GAP_BYTES = 32 * 2**10
 # At most this many slices per read; rows of any further runs join the index-list request.
 MAX_SLICES_PER_READ = 16
+# The largest magnitude ivis can compute with: rows are float32 from here on.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def bounded_chunk_rows(chunk_rows, n_features, itemsize=4):
@@ -100,6 +102,51 @@ def _non_finite_message(name, start, chunk):
     )
 
 
+def _too_large_message(name, value, where):
+    return (
+        f"{name} holds {value:.4g} {where}, beyond the float32 range (about +-{FLOAT32_MAX:.3g}) "
+        f"that ivis computes in. Rescale {name} before fitting, e.g. with "
+        "sklearn.preprocessing.StandardScaler, or np.log1p for heavy-tailed counts."
+    )
+
+
+def _to_float32(values):
+    """``values`` as a C-ordered float32 array (copied only if needed)."""
+    # Overflow is reported by check_float32_range, with its position, not as a RuntimeWarning.
+    with np.errstate(over="ignore"):
+        return np.asarray(values).astype(np.float32, order="C", copy=False)
+
+
+def _overflowed(original, converted):
+    """Where a finite value of ``original`` became infinite in float32 ``converted``, or None."""
+    if original.dtype.kind != "f" or original.dtype.itemsize <= 4 or np.isfinite(converted).all():
+        return None
+    return np.isfinite(original) & ~np.isfinite(converted)
+
+
+def check_float32_range(original, converted, name, row_numbers=None):
+    """Raise ``ValueError`` if a finite value of ``original`` overflowed in ``converted``.
+
+    Parameters
+    ----------
+    original : ndarray
+        Rows as given (float64, say).
+    converted : ndarray
+        The same rows as float32.
+    name : str
+        The input's name in the message.
+    row_numbers : ndarray of int, optional
+        The row number of each row of ``original``; by default its positions.
+    """
+    overflowed = _overflowed(original, converted)
+    if overflowed is None or not overflowed.any():
+        return
+    row, col = np.argwhere(overflowed.reshape(len(overflowed), -1))[0]
+    value = float(original.reshape(len(original), -1)[row, col])
+    row_number = row if row_numbers is None else row_numbers[row]
+    raise ValueError(_too_large_message(name, value, f"at row {row_number}, column {col}"))
+
+
 class RowSource:
     """Rows of a dataset as float32 arrays; subclasses define how rows are read.
 
@@ -163,7 +210,9 @@ class ArraySource(RowSource):
     in_memory = True
 
     def __init__(self, array, name="X"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        original = np.asarray(array)
+        array = _to_float32(original)
+        check_float32_range(original, array, name)
         super().__init__(array, array.shape, name)
 
     def get_batch(self, indices):
@@ -185,15 +234,21 @@ class SparseSource(RowSource):
 
     def __init__(self, matrix, name="X"):
         matrix = matrix.tocsr()
-        if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
+        if not _is_real_dtype(matrix.dtype):
             raise TypeError(f"{name} must hold real numbers; the sparse matrix has dtype {matrix.dtype}.")
+        overflowed = _overflowed(matrix.data, _to_float32(matrix.data))
+        if overflowed is not None and overflowed.any():
+            position = np.flatnonzero(overflowed)[0]
+            row = int(np.searchsorted(matrix.indptr, position, "right") - 1)
+            where = f"at row {row}, column {int(matrix.indices[position])}"
+            raise ValueError(_too_large_message(name, float(matrix.data[position]), where))
         super().__init__(matrix, matrix.shape, name)
 
     def get_batch(self, indices):
-        return self.data[np.asarray(indices)].toarray().astype(np.float32, copy=False)
+        return _to_float32(self.data[np.asarray(indices)].toarray())
 
     def read_range(self, start, stop):
-        return self.data[start:stop].toarray().astype(np.float32, copy=False)
+        return _to_float32(self.data[start:stop].toarray())
 
     def check_finite(self, chunk_rows=DEFAULT_CHUNK_ROWS):
         values = self.data.data
@@ -224,8 +279,10 @@ class IndexedSource(RowSource):
         itemsize = getattr(getattr(data, "dtype", None), "itemsize", 4) or 4
         self._max_gap = MAX_GAP_BYTES // max(1, self.n_features * int(itemsize))
 
-    def _check_rows(self, rows, n):
+    def _check_rows(self, rows, row_numbers):
+        """``rows`` read at ``row_numbers``, checked and converted to float32."""
         rows = np.asarray(rows)
+        n = len(row_numbers)
         expected = (n,) + self.row_shape
         if rows.shape != expected:
             raise ValueError(
@@ -237,7 +294,9 @@ class IndexedSource(RowSource):
                 f"Reading rows of {self.name} ({type(self.data).__name__}) returned values of "
                 f"non-numeric dtype {rows.dtype}."
             )
-        return rows.astype(np.float32, copy=False)
+        converted = _to_float32(rows)
+        check_float32_range(rows, converted, self.name, row_numbers)
+        return converted
 
     def _dataset_batch(self, indices):
         from ivis.data.sequence.validation import checked_batch
@@ -251,7 +310,7 @@ class IndexedSource(RowSource):
                 f"with get_batch; every row must have shape {self.row_shape})",
             )
             raise
-        return self._check_rows(rows, len(indices))
+        return self._check_rows(rows, indices)
 
     def _read_unique(self, unique):
         """Rows at the increasing, distinct ``unique`` indices."""
@@ -264,10 +323,10 @@ class IndexedSource(RowSource):
                 return self.read_range(lo, hi)
         out = np.empty((len(unique),) + self.row_shape, dtype=np.float32)
         for first, last, lo, hi in slices:
-            block = self._check_rows(self.data[lo:hi], hi - lo)
+            block = self._check_rows(self.data[lo:hi], np.arange(lo, hi))
             out[first:last] = block[unique[first:last] - lo]
         if scattered.size:
-            out[scattered] = self._check_rows(self.data[unique[scattered]], scattered.size)
+            out[scattered] = self._check_rows(self.data[unique[scattered]], unique[scattered])
         return out
 
     def get_batch(self, indices):
@@ -281,7 +340,7 @@ class IndexedSource(RowSource):
     def read_range(self, start, stop):
         if self._has_get_batch:
             return self._dataset_batch(np.arange(start, stop))
-        return self._check_rows(self.data[start:stop], stop - start)
+        return self._check_rows(self.data[start:stop], np.arange(start, stop))
 
 
 def _is_h5py_dataset(X):
@@ -308,9 +367,10 @@ def _is_float32_c_array(X):
 
 
 def _is_numeric_column(dtype):
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+    # Booleans count as numbers (0 and 1), as they do in a NumPy array.
+    from pandas.api.types import is_bool_dtype, is_complex_dtype, is_numeric_dtype
 
-    return is_numeric_dtype(dtype) and not is_bool_dtype(dtype)
+    return (is_numeric_dtype(dtype) or is_bool_dtype(dtype)) and not is_complex_dtype(dtype)
 
 
 def _dataframe_to_array(X, name):
@@ -320,7 +380,9 @@ def _dataframe_to_array(X, name):
             f"{name} has non-numeric columns: {', '.join(non_numeric)}. Encode them as numbers "
             "(e.g. one-hot) or drop them before fitting."
         )
-    return X.to_numpy(dtype=np.float32)
+    # Wide float columns stay float64 until ArraySource checks them against float32's range.
+    wide = any(getattr(dtype, "kind", "") == "f" and dtype.itemsize > 4 for dtype in X.dtypes)
+    return X.to_numpy(dtype=np.float64 if wide else np.float32, na_value=np.nan)
 
 
 def as_row_source(X, name="X", min_rows=1):
@@ -378,9 +440,44 @@ def as_row_source(X, name="X", min_rows=1):
     return source
 
 
+def _ragged_message(rows, name):
+    """Why the nested sequence ``rows`` is not an array: the first row shaped unlike row 0."""
+    first = None
+    for i, row in enumerate(rows):
+        try:
+            shape = np.shape(row)
+        except ValueError:
+            return f"{name} is a ragged list: row {i} itself holds sequences of different lengths."
+        if first is None:
+            first = shape
+        elif shape != first:
+            return f"{name} is a ragged list: row 0 has shape {first} but row {i} has shape {shape}."
+    return f"{name} is a ragged list: its rows have different shapes."
+
+
+def as_array(values, name):
+    """``np.asarray(values)``, with a clear error for ragged nested lists.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is a nested sequence whose rows differ in length; the message names the
+        first such row.
+    """
+    try:
+        return np.asarray(values)
+    except ValueError as error:
+        if not isinstance(values, (list, tuple)):
+            raise
+        raise ValueError(
+            f"{_ragged_message(values, name)} Every row needs the same number of values: pad or "
+            f"drop the short rows, or pass {name} as a 2-D NumPy array or DataFrame."
+        ) from error
+
+
 def _numeric_array(X, name):
     """``X`` as a real-valued NumPy array, or a clear error."""
-    array = np.asarray(X)
+    array = as_array(X, name)
     if np.issubdtype(array.dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}.")
     if array.dtype == bool:

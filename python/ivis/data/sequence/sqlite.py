@@ -68,7 +68,8 @@ class SQLiteDataset(IndexableDataset):
     FileNotFoundError
         If ``path`` is not a file.
     ValueError
-        If ``table``, a column or ``key`` does not exist (the message lists the valid
+        If ``path`` is not a SQLite database (or SQLite cannot read it), if ``table``, a
+        column or ``key`` does not exist (the message lists the valid
         names), the table is empty, or ``key`` has NULL or duplicate values.
 
     Notes
@@ -88,13 +89,19 @@ class SQLiteDataset(IndexableDataset):
 
         with self._lock:
             conn = self._connect()
-            tables = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                    "AND substr(name, 1, 7) != 'sqlite_' ORDER BY name"
-                )
-            ]
+            try:
+                tables = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                        "AND substr(name, 1, 7) != 'sqlite_' ORDER BY name"
+                    )
+                ]
+            except sqlite3.DatabaseError as error:
+                raise ValueError(
+                    f"Cannot read {self.path!r} as a SQLite database ({error}). Pass the path of a "
+                    "SQLite database file, e.g. one written with Python's sqlite3 module."
+                ) from None
             if table not in tables:
                 raise ValueError(
                     f"No table {table!r} in {self.path!r}; valid tables are: "

@@ -129,6 +129,8 @@ def check_core_params(estimator):
         estimator.random_state, np.random.RandomState
     ):
         raise TypeError(f"random_state must be None, an integer or a numpy RandomState; got {estimator.random_state!r}.")
+    if _is_int(estimator.random_state) and estimator.random_state < 0:
+        raise ValueError(f"random_state must be >= 0; got {estimator.random_state}.")
     if estimator.annoy_index_path is not None and not isinstance(estimator.annoy_index_path, (str, os.PathLike)):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
     if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):

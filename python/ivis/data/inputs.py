@@ -163,7 +163,10 @@ class ArraySource(RowSource):
     in_memory = True
 
     def __init__(self, array, name="X"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        # NaN and values beyond float32 range are reported by check_finite, with their
+        # position: numpy's cast warning would only precede that message.
+        with np.errstate(invalid="ignore", over="ignore"):
+            array = np.ascontiguousarray(array, dtype=np.float32)
         super().__init__(array, array.shape, name)
 
     def get_batch(self, indices):

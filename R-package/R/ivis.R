@@ -208,6 +208,11 @@ new_ivis_model <- function(py) {
     params <- with_python_errors(live()$get_params())
     nm <- params$neighbour_matrix
     if (is.matrix(nm) && is.numeric(nm)) params$neighbour_matrix <- nm + 1L
+    # reticulate converts a Python int beyond R's integer range by wrapping it around.
+    seed <- reticulate::py_get_attr(live(), "random_state")
+    if (inherits(seed, "python.builtin.int")) {
+      params["random_state"] <- list(whole_number(reticulate::py_str(seed)))
+    }
     params
   }
   self$set_params <- function(...) {
@@ -223,6 +228,12 @@ new_ivis_model <- function(py) {
   }
   lockEnvironment(self, bindings = TRUE)
   structure(self, class = "ivis_model")
+}
+
+# A whole number written in decimal, as an R integer when it fits, else a double.
+whole_number <- function(text) {
+  value <- as.numeric(text)
+  if (abs(value) <= .Machine$integer.max) as.integer(value) else value
 }
 
 restored_model_message <- function() {
@@ -307,7 +318,7 @@ format_param <- function(value) {
   } else if (is.character(value) && length(value) == 1L) {
     encodeString(value, quote = "\"")
   } else if (is.atomic(value) && length(value) == 1L) {
-    format(value)
+    format(value, digits = 15)
   } else {
     "<...>"
   }

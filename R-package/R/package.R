@@ -24,8 +24,12 @@ ivis_py <- NULL
 .state <- new.env(parent = emptyenv())
 
 .onLoad <- function(libname, pkgname) {
-  # Only declares the import: no Python is chosen or started here.
-  ivis_py <<- reticulate::import("ivis", delay_load = list(environment = "r-ivis"))
+  # Only declares the import: no Python is chosen or started here. (When Python is already
+  # running, reticulate would import at once, and a missing core would stop the package
+  # from loading: then the import waits for the first use, in ivis_core().)
+  if (!reticulate::py_available(initialize = FALSE)) {
+    ivis_py <<- reticulate::import("ivis", delay_load = list(environment = "r-ivis"))
+  }
 }
 
 # Applies IVIS_PYTHON (an interpreter or an environment folder) before Python starts. Called
@@ -93,18 +97,18 @@ ivis_core <- function() {
   if (is.null(.state$core)) {
     running_before <- reticulate::py_available(initialize = FALSE)
     choose_python()
-    imported <- tryCatch(
-      without_managed_python(ivis_py$`__name__`), # forces the delayed import
-      error = function(e) e
-    )
+    imported <- tryCatch(without_managed_python(
+      if (is.null(ivis_py)) reticulate::import("ivis") else ivis_py$`__name__` # forces the delayed import
+    ), error = identity)
     if (inherits(imported, "error")) {
       reason <- conditionMessage(imported)
       stop(other_python_message(reason, running_before) %||% core_missing_message(reason),
            call. = FALSE)
     }
-    problem <- module_problem(ivis_py)
+    module <- if (is.null(ivis_py)) imported else ivis_py
+    problem <- module_problem(module)
     if (!is.null(problem)) stop(core_missing_message(problem), call. = FALSE)
-    .state$core <- ivis_py
+    .state$core <- module
   }
   .state$core
 }
@@ -198,9 +202,10 @@ module_problem <- function(module) {
     )), error = function(e) character())
     if (length(folders)) {
       return(sprintf(paste0(
-        "Python found the folder %s instead of the ivis core: a folder named 'ivis' in the ",
-        "working directory (%s) or on PYTHONPATH hides it. Rename that folder, or change ",
-        "the working directory with setwd(), then restart R"
+        "this Python has no ivis core: what it imported as 'ivis' is the folder %s, a folder ",
+        "named 'ivis' (in the working directory, %s, or on PYTHONPATH) taken as an empty ",
+        "namespace package. Run ivis::install_ivis() and restart R, or set IVIS_PYTHON to a ",
+        "Python that has the core; renaming that folder avoids the confusion"
       ), paste0("'", folders, "'", collapse = ", "), getwd()))
     }
   }

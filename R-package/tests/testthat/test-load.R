@@ -93,7 +93,8 @@ test_that("a Python started before ivis is diagnosed as such, not as a missing c
 test_that("a folder named 'ivis' in the working directory is named as what Python imported", {
   skip_if_no_ivis()
   other <- other_python()
-  probe <- suppressWarnings(system2(other, c("-c", shQuote("import ivis")), stderr = TRUE,
+  # -I: without PYTHONPATH and the working directory, as a user's own Python
+  probe <- suppressWarnings(system2(other, c("-I", "-c", shQuote("import ivis")), stderr = TRUE,
                                     stdout = TRUE))
   skip_if(is.null(attr(probe, "status")), "the python3 on the PATH has an ivis module")
   dir <- tempfile("work-")

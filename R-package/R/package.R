@@ -9,7 +9,10 @@
 #' folder) selects the Python for ivis, unless `RETICULATE_PYTHON` is set,
 #' which always wins. Without either, 'reticulate' looks for Python in its
 #' usual order, in which a virtual environment named `"r-ivis"` (the one
-#' [install_ivis()] creates) comes before other Pythons on the system.
+#' [install_ivis()] creates) comes before other Pythons on the system. When no
+#' Python is chosen at all, ivis says to run [install_ivis()] rather than let
+#' 'reticulate' download a Python (unless `RETICULATE_PYTHON = "managed"` asks
+#' for that).
 #'
 #' @seealso [install_ivis()], [ivis_sitrep()], [ivis()]
 #' @keywords internal

@@ -115,10 +115,15 @@ def test_r_package_carries_the_python_core_by_links():
 
 def test_repository_root_refuses_r_cmd_install_naming_the_right_command(tmp_path):
     rcmd = shutil.which("R")
+    missing = None
     if rcmd is None:
+        missing = "R is not installed"
+    elif not (R_LIB / "reticulate" / "DESCRIPTION").is_file():
+        missing = f"reticulate (a dependency, checked before configure runs) is not in {R_LIB}"
+    if missing:
         if os.environ.get("IVIS_REQUIRE_R") == "1":
-            pytest.fail("IVIS_REQUIRE_R=1 but R is not installed", pytrace=False)
-        pytest.skip("R is not installed")
+            pytest.fail(f"IVIS_REQUIRE_R=1 but {missing}; run scripts/setup-r.sh", pytrace=False)
+        pytest.skip(f"{missing}; run scripts/setup-r.sh")
     env = dict(os.environ, R_LIBS=str(R_LIB))
     result = subprocess.run(
         [rcmd, "CMD", "INSTALL", f"--library={tmp_path}", str(REPO)],

@@ -73,9 +73,15 @@ install_ivis <- function(envname = "r-ivis", method = c("auto", "virtualenv", "c
 
 install_virtualenv <- function(envname, plan, python_version, new_env, ...) {
   path <- virtualenv_folder(envname)
-  if (isTRUE(new_env) && reticulate::virtualenv_exists(envname)) {
-    message(sprintf("Removing the virtual environment '%s' (new_env = TRUE).", envname))
-    reticulate::virtualenv_remove(envname, confirm = FALSE)
+  if (isTRUE(new_env) && file.exists(path)) {
+    if (!file.exists(file.path(path, "pyvenv.cfg"))) {
+      stop(sprintf(paste0(
+        "'%s' is not a virtual environment (it has no pyvenv.cfg), so install_ivis() does ",
+        "not delete it. Choose another envname, or remove it yourself."
+      ), path), call. = FALSE)
+    }
+    message(sprintf("Removing the virtual environment '%s' (new_env = TRUE).", path))
+    remove_env(path)
   }
   created <- FALSE
   if (!file.exists(path)) {
@@ -103,6 +109,12 @@ install_virtualenv <- function(envname, plan, python_version, new_env, ...) {
     }
   }
   python <- python_in(path)
+  if (length(python) == 0L) {
+    stop(sprintf(paste0(
+      "'%s' exists but is not a virtual environment (it holds no bin/python). Choose ",
+      "another envname, or remove that folder and run install_ivis() again."
+    ), path), call. = FALSE)
+  }
   log <- file.path(tempdir(), sprintf("install-ivis-%s.log", format(Sys.time(), "%Y%m%d-%H%M%S")))
   message(sprintf(paste0(
     "Installing the ivis Python core %s and its pinned dependencies into '%s' ",

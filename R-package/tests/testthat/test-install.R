@@ -119,3 +119,20 @@ test_that("install_ivis() has the documented arguments", {
   expect_identical(formals(ivis::install_ivis)$envname, "r-ivis")
   expect_false(formals(ivis::install_ivis)$new_env)
 })
+
+test_that("a folder that is not a virtual environment is never deleted or used", {
+  root <- tempfile("venv-root-")
+  dir.create(file.path(root, "r-ivis"), recursive = TRUE)
+  writeLines("keep me", file.path(root, "r-ivis", "notes.txt"))
+  on.exit(unlink(root, recursive = TRUE), add = TRUE)
+  for (new_env in c(TRUE, FALSE)) {
+    out <- run_rscript(
+      c("library(ivis)", sprintf("install_ivis(new_env = %s)", new_env)),
+      env = c(RETICULATE_VIRTUALENV_ROOT = root, RETICULATE_PYTHON = NA, IVIS_PYTHON = NA)
+    )
+    expect_false(identical(attr(out, "status"), 0L))
+    expect_true(any(grepl("is not a virtual environment", out, fixed = TRUE)),
+                info = paste(out, collapse = "\n"))
+    expect_identical(readLines(file.path(root, "r-ivis", "notes.txt")), "keep me")
+  }
+})

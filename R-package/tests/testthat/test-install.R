@@ -136,3 +136,26 @@ test_that("a folder that is not a virtual environment is never deleted or used",
     expect_identical(readLines(file.path(root, "r-ivis", "notes.txt")), "keep me")
   }
 })
+
+test_that("a failed install removes the environment it created and says why", {
+  skip_if_no_ivis() # runs where a Python is installed and the package index is reachable
+  root <- tempfile("venv-root-")
+  dir.create(root)
+  on.exit(unlink(root, recursive = TRUE), add = TRUE)
+  # a checkout of the right version whose Python package cannot be built
+  broken <- fake_checkout(as.character(utils::packageVersion("ivis")))
+  on.exit(unlink(broken, recursive = TRUE), add = TRUE)
+  writeLines(c("[build-system]", "requires = []", "build-backend = \"no_such_backend\""),
+             file.path(broken, "pyproject.toml"))
+  out <- run_rscript(
+    c("library(ivis)", sprintf("install_ivis(source = '%s')", broken)),
+    env = c(RETICULATE_VIRTUALENV_ROOT = root, RETICULATE_PYTHON = NA, IVIS_PYTHON = NA,
+            PYTHONPATH = NA)
+  )
+  text <- paste(out, collapse = "\n")
+  expect_false(identical(attr(out, "status"), 0L))
+  expect_match(text, "Installing the ivis Python core into 'r-ivis'", fixed = TRUE)
+  expect_match(text, "The environment it created was removed again", fixed = TRUE)
+  expect_match(text, "pip's full output is in", fixed = TRUE)
+  expect_false(file.exists(file.path(root, "r-ivis")))
+})

@@ -7,7 +7,8 @@
 #      it with IVIS_REQUIRE_PYTHON=1, so tests that need Python fail instead of skipping;
 #   4. R CMD check --no-manual on the tarball, on a Python that lacks the ivis core: it must
 #      pass where the core is missing too (those tests skip, the vignette shows code only);
-#   5. with IVIS_TEST_INSTALL=1 only: install_ivis() end to end (see below).
+#   5. install_ivis() with its defaults into a temporary environment root, then a new R
+#      session that trains a model with it (IVIS_TEST_INSTALL=0 skips this step).
 # Fails (non-zero exit) on any test failure, and on any ERROR or WARNING from R CMD check.
 #
 # Environment: IVIS_VENV (default $REPO/.venv), the Python environment holding the ivis core.
@@ -75,6 +76,12 @@ log "vignette: $figures figures, $outputs output lines"
 log "R CMD INSTALL $(basename "$TARBALL") into $RLIB"
 R CMD INSTALL --library="$RLIB" "$TARBALL" >"$WORK/install.log" 2>&1 \
   || { cat "$WORK/install.log"; die "R CMD INSTALL failed"; }
+Rscript -e '
+  v <- vignette("ivis", package = "ivis")
+  stopifnot(inherits(v, "vignette"), file.exists(file.path(v$Dir, "doc", v$PDF)),
+            file.exists(file.path(v$Dir, "doc", v$R)))
+' >"$WORK/vignette.log" 2>&1 || { cat "$WORK/vignette.log"; die "vignette(\"ivis\") is not found after installing the built package"; }
+log "vignette(\"ivis\"): found in the installed package"
 log "testthat (IVIS_REQUIRE_PYTHON=1)"
 (cd "$REPO/R-package/tests/testthat" && Rscript -e '
   testthat::set_max_fails(Inf)
@@ -110,27 +117,29 @@ fi
 grep -E '^\* .*\.\.\. *NOTE' -A 6 "$CHECKLOG" || true
 log "R CMD check: $(grep -E '^Status:' "$CHECKLOG")"
 
-# --- 5. (only with IVIS_TEST_INSTALL=1) install_ivis() end to end ------------------------------
-# Creates (or, on later runs, updates) a virtual environment with install_ivis() from this
-# checkout (about a minute and 2 GB the first time), then trains a model in it, choosing it
-# with IVIS_PYTHON.
-if [ "${IVIS_TEST_INSTALL:-0}" = "1" ]; then
-  ENV_DIR="$REPO/.cache/r-install-test/r-ivis"
-  log "install_ivis() into $ENV_DIR"
-  env -u PYTHONPATH -u RETICULATE_PYTHON Rscript -e '
-    ivis::install_ivis(envname = commandArgs(TRUE)[1], source = commandArgs(TRUE)[2])
-  ' "$ENV_DIR" "$REPO" >"$WORK/install-ivis.log" 2>&1 \
+# --- 5. install_ivis() end to end --------------------------------------------------------------
+# As a new user would: install_ivis() with its defaults (the core carried by the package, its
+# pinned dependencies from the package index) into an empty environment root; then a new R
+# session finds the environment by itself and trains a model. About a minute and 2 GB.
+if [ "${IVIS_TEST_INSTALL:-1}" = "1" ]; then
+  ROOT="$WORK/virtualenvs"
+  mkdir -p "$ROOT"
+  log "install_ivis() with its defaults into $ROOT"
+  user_env=(env -u PYTHONPATH -u RETICULATE_PYTHON -u IVIS_PYTHON -u RETICULATE_PYTHON_ENV
+            -u VIRTUAL_ENV RETICULATE_VIRTUALENV_ROOT="$ROOT" WORKON_HOME="$ROOT")
+  (cd "$WORK" && "${user_env[@]}" Rscript -e 'ivis::install_ivis()') >"$WORK/install-ivis.log" 2>&1 \
     || { tail -40 "$WORK/install-ivis.log"; die "install_ivis()"; }
-  (cd "$WORK" && env -u PYTHONPATH -u RETICULATE_PYTHON IVIS_PYTHON="$ENV_DIR" Rscript -e '
+  (cd "$WORK" && "${user_env[@]}" Rscript -e '
     library(ivis)
     status <- ivis_sitrep()
-    stopifnot(status$ok, startsWith(status$python, commandArgs(TRUE)[1]),
+    env <- file.path(commandArgs(TRUE)[1], "r-ivis")
+    stopifnot(status$ok, startsWith(status$python, env),
               status$ivis_version == as.character(packageVersion("ivis")),
-              startsWith(status$ivis_path, commandArgs(TRUE)[1]))
+              startsWith(status$ivis_path, env))
     X <- scale(data.matrix(iris[, 1:4]))
-    xy <- ivis(k = 10, epochs = 1, verbose = 0)$fit(X)$transform(X)
-    stopifnot(identical(dim(xy), c(150L, 2L)))
-  ' "$ENV_DIR") || die "the environment made by install_ivis() does not work"
+    xy <- ivis_embed(X, epochs = 2, verbose = 0, random_state = 1)
+    stopifnot(identical(dim(xy), c(150L, 2L)), all(is.finite(xy)))
+  ' "$ROOT") || die "the environment made by install_ivis() does not work"
   log "install_ivis(): works"
 fi
 log "all R tests passed"

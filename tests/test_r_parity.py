@@ -295,3 +295,24 @@ def test_invalid_argument_gives_the_python_message_in_r(iris, name, value, r_cod
     message = r_error(f"ivis({name} = {r_code})$fit(X)")
     assert message == str(python_error.value)
     assert name in message
+
+
+def test_factor_levels_are_the_classes_in_their_order(iris):
+    import pandas as pd
+
+    X, labels = iris
+    order = ["virginica", "setosa", "versicolor"]
+    r(f'lev <- factor(as.character(species), levels = c("{order[0]}", "{order[1]}", "{order[2]}"))')
+    r(f"lev_model <- ivis({FAST_R})$fit(X, lev)")
+    r("b$r_scores <- lev_model$score_samples(X)")
+    assert list(r("colnames(lev_model$score_samples(X[1:2, ]))")) == order
+    model = Ivis(**FAST).fit(X, pd.Categorical(labels, categories=order))
+    assert list(model.classes_) == order
+    np.testing.assert_allclose(np.asarray(bridge.r_scores), model.score_samples(X), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [2**31, 3 * 10**9, 2**40])
+def test_random_state_beyond_r_integers_reaches_python_unchanged(seed):
+    r(f"b$r_model <- ivis(random_state = {float(seed)!r})$py")
+    assert bridge.r_model.get_params()["random_state"] == seed
+    assert type(bridge.r_model.get_params()["random_state"]) is int

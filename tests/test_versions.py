@@ -16,7 +16,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 R_LIB = Path(os.environ.get("IVIS_R_LIB", REPO / ".r-lib"))
-GIT_URL = "https://github.com/beringresearch/ivis"
 
 
 def description_field(path, field):
@@ -104,15 +103,56 @@ def test_installed_r_package_has_this_version():
     assert run_r('cat(as.character(packageVersion("ivis")))').strip() == python_version()
 
 
-def test_install_ivis_installs_this_version_of_the_core():
+def test_r_package_carries_the_python_core_by_links():
+    # inst/python/core is what install_ivis() installs: links to the repository's files, so
+    # that R CMD build and R CMD INSTALL copy the very sources of python/ into the package.
+    core = REPO / "R-package" / "inst" / "python" / "core"
+    for name in ("pyproject.toml", "README.md", "python"):
+        link = core / name
+        assert link.is_symlink(), f"{link} must be a link into the repository"
+        assert link.resolve() == (REPO / name).resolve()
+
+
+def test_repository_root_refuses_r_cmd_install_naming_the_right_command(tmp_path):
+    rcmd = shutil.which("R")
+    missing = None
+    if rcmd is None:
+        missing = "R is not installed"
+    elif not (R_LIB / "reticulate" / "DESCRIPTION").is_file():
+        missing = f"reticulate (a dependency, checked before configure runs) is not in {R_LIB}"
+    if missing:
+        if os.environ.get("IVIS_REQUIRE_R") == "1":
+            pytest.fail(f"IVIS_REQUIRE_R=1 but {missing}; run scripts/setup-r.sh", pytrace=False)
+        pytest.skip(f"{missing}; run scripts/setup-r.sh")
+    env = dict(os.environ, R_LIBS=str(R_LIB))
+    result = subprocess.run(
+        [rcmd, "CMD", "INSTALL", f"--library={tmp_path}", str(REPO)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "R CMD INSTALL R-package" in output
+    assert 'subdir = "R-package"' in output
+    assert not (tmp_path / "ivis").exists()
+
+
+def test_install_ivis_installs_the_carried_core_of_this_version():
     version = python_version()
     out = run_r(
         "p <- ivis:::install_plan(); cat(p$packages, p$version, p$constraints, sep = '\\n');"
         "cat(ivis:::install_plan(gpu = TRUE)$packages, '\\n');"
-        f"cat(ivis:::install_plan(source = '{REPO}')$packages, '\\n')"
+        f"cat(ivis:::install_plan(source = '{REPO}')$packages, '\\n');"
+        "cat(system.file('python', 'core', package = 'ivis'), '\\n')"
     ).splitlines()
-    assert out[0] == f"ivis[cpu] @ git+{GIT_URL}@v{version}"
+    core = Path(out[5].strip())
+    assert out[0] == f"ivis[cpu] @ file://{core}"
     assert out[1] == version
     assert read_pins(out[2]) == read_pins(REPO / "R-package" / "inst" / "python" / "constraints.txt")
-    assert out[3].strip() == f"ivis[gpu] @ git+{GIT_URL}@v{version}"
+    assert out[3].strip() == f"ivis[gpu] @ file://{core}"
     assert out[4].strip() == f"ivis[cpu] @ file://{REPO}"
+    # the installed package carries the core's sources as they are in python/
+    sources = sorted(p.relative_to(REPO / "python") for p in (REPO / "python").rglob("*.py"))
+    assert sources
+    for relative in sources:
+        carried = core / "python" / relative
+        assert carried.read_bytes() == (REPO / "python" / relative).read_bytes(), relative

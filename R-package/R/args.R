@@ -103,7 +103,8 @@ to_python_args <- function(args) {
   for (name in names(args)) {
     x <- args[[name]]
     if (isTRUE(attr(x, "ivis_whole"))) {
-      args[[name]] <- reticulate::import_builtins()$int(format(x, scientific = FALSE))
+      # convert = FALSE: converted back to R, the Python int would wrap around.
+      args[[name]] <- reticulate::import_builtins(convert = FALSE)$int(format(x, scientific = FALSE))
     } else if (name == "neighbour_matrix" && is.matrix(x)) {
       args[[name]] <- reticulate::np_array(x, dtype = "int64", order = "C")
     }

@@ -1,7 +1,8 @@
 # Conversions between R data and the arrays the Python core takes and returns.
 
 # Checks `X` and returns it as a dense double matrix or as a sparse 'dgCMatrix' (R only).
-check_X <- function(X, arg = "X") {
+# `action` (the method being called) words the message for values Python cannot take.
+check_X <- function(X, arg = "X", action = "fit") {
   if (inherits(X, "python.builtin.object")) return(X)
   if (inherits(X, "Matrix")) {
     if (!requireNamespace("Matrix", quietly = TRUE)) {
@@ -10,6 +11,7 @@ check_X <- function(X, arg = "X") {
     }
     if (inherits(X, "sparseMatrix")) {
       X <- methods::as(methods::as(methods::as(X, "CsparseMatrix"), "generalMatrix"), "dMatrix")
+      check_values(X, arg, action)
       return(X)
     }
     X <- as.matrix(X)
@@ -42,7 +44,41 @@ check_X <- function(X, arg = "X") {
     stop(sprintf("`%s` must be numeric, but it is a %s matrix.", arg, typeof(X)), call. = FALSE)
   }
   if (!is.double(X)) storage.mode(X) <- "double"
+  check_values(X, arg, action)
   X
+}
+
+# The network computes in 32-bit floats: larger magnitudes would become infinite.
+float32_max <- 3.4028234663852886e38
+
+# Stops, naming the first offending (1-based) row and column, when `X` holds NA, NaN,
+# infinite values or values beyond the range of 32-bit floats.
+check_values <- function(X, arg, action) {
+  values <- if (inherits(X, "dgCMatrix")) X@x else X
+  if (all(is.finite(values)) && (length(values) == 0L || max(abs(values)) <= float32_max)) {
+    return(invisible(X))
+  }
+  bad <- which(!is.finite(values) | abs(values) > float32_max)[[1L]]
+  if (inherits(X, "dgCMatrix")) {
+    row <- X@i[[bad]] + 1L
+    col <- findInterval(bad - 1L, X@p, left.open = FALSE, rightmost.closed = FALSE)
+  } else {
+    row <- (bad - 1L) %% nrow(X) + 1L
+    col <- (bad - 1L) %/% nrow(X) + 1L
+  }
+  value <- values[[bad]]
+  where <- sprintf("row %d, column %d", row, col)
+  if (!is.finite(value)) {
+    stop(sprintf(paste0(
+      "`%s` has %d NA, NaN or infinite value%s (the first, %s, at %s). Remove or impute ",
+      "them before calling %s()."
+    ), arg, sum(!is.finite(values)), if (sum(!is.finite(values)) == 1L) "" else "s",
+    format(value), where, action), call. = FALSE)
+  }
+  stop(sprintf(paste0(
+    "`%s` has values too large for the network's 32-bit numbers (the first, %s, at %s; ",
+    "the limit is about 3.4e38). Rescale `%s`, for example with scale(), before calling %s()."
+  ), arg, format(value), where, arg, action), call. = FALSE)
 }
 
 x_to_python <- function(X) {
@@ -82,7 +118,8 @@ check_Y <- function(Y, n) {
     stop(sprintf("`Y` has %d labels but `X` has %d rows; give one label per row of `X`.",
                  NROW(Y), n), call. = FALSE)
   }
-  if (is.factor(Y) || is.character(Y) || is.logical(Y)) {
+  if (is.factor(Y)) return(Y)
+  if (is.character(Y) || is.logical(Y)) {
     return(structure(as.character(Y), ivis_labels = TRUE))
   }
   if (is.numeric(Y)) {
@@ -101,6 +138,16 @@ check_Y <- function(Y, n) {
 y_to_python <- function(Y) {
   if (is.null(Y) || inherits(Y, "python.builtin.object")) return(Y)
   np <- reticulate::import("numpy", convert = FALSE)
+  if (is.factor(Y)) {
+    # A pandas Categorical keeps the levels, in their order, as the model's classes.
+    pd <- reticulate::import("pandas", convert = FALSE)
+    codes <- as.integer(Y) - 1L
+    codes[is.na(codes)] <- -1L
+    return(pd$Categorical$from_codes(
+      np$asarray(codes, dtype = "int64"),
+      categories = np$array(reticulate::r_to_py(as.list(levels(Y))), dtype = "object")
+    ))
+  }
   if (isTRUE(attr(Y, "ivis_labels"))) {
     # Python strings, None for a missing label (NA_character_ would become the string "NA").
     labels <- as.list(as.character(Y))
@@ -127,14 +174,29 @@ as_r_matrix <- function(x, rownames = NULL, colnames = NULL) {
 with_python_errors <- function(expr) {
   tryCatch(expr, python.builtin.BaseException = function(e) {
     type <- sub("^python\\.builtin\\.", "", class(e)[[1L]])
-    message <- tryCatch(reticulate::py_str(e), error = function(err) conditionMessage(e))
-    if (!nzchar(message)) message <- type
+    python_message <- tryCatch(reticulate::py_str(e), error = function(err) conditionMessage(e))
+    if (!nzchar(python_message)) python_message <- type
     stop(errorCondition(
-      message,
+      r_syntax(python_message),
       class = c(paste0("ivis_", type), "ivis_python_error"),
       python_type = type,
+      python_message = python_message,
       python_exception = e,
       call = NULL
     ))
   })
+}
+
+# A message of the Python core written for R users: `Ivis(k=15)` becomes `ivis(k = 15)`,
+# `overwrite=True` becomes `overwrite = TRUE`, and True, False and None become TRUE,
+# FALSE and NULL.
+r_syntax <- function(message) {
+  values <- function(text) {
+    text <- gsub("\\bTrue\\b", "TRUE", text, perl = TRUE)
+    text <- gsub("\\bFalse\\b", "FALSE", text, perl = TRUE)
+    gsub("\\bNone\\b(?! of)", "NULL", text, perl = TRUE)
+  }
+  message <- gsub("\\bIvis\\(", "ivis(", message, perl = TRUE)
+  message <- gsub("\\b([A-Za-z_][A-Za-z0-9_]*)=(?=[^=\\s])", "\\1 = ", message, perl = TRUE)
+  values(message)
 }

@@ -66,10 +66,10 @@ core_status <- function(keras = FALSE) {
     status$problem <- problem
     status
   }
-  started <- tryCatch({
-    use_ivis_python()
-    reticulate::py_config()
-  }, error = identity)
+  running_before <- reticulate::py_available(initialize = FALSE)
+  chosen <- tryCatch(choose_python(), error = identity)
+  if (inherits(chosen, "error")) return(fail(conditionMessage(chosen)))
+  started <- tryCatch(without_managed_python(reticulate::py_config()), error = identity)
   if (inherits(started, "error")) {
     return(fail(paste0(
       "no usable Python was found (", conditionMessage(started), "). Run ",
@@ -82,7 +82,7 @@ core_status <- function(keras = FALSE) {
   module <- tryCatch(reticulate::import("ivis"), error = identity)
   if (inherits(module, "error")) {
     reason <- sub("\n.*", "", conditionMessage(module))
-    return(fail(paste0(
+    return(fail(other_python_message(reason, running_before) %||% paste0(
       "this Python cannot import the ivis core (", reason, "). Run ivis::install_ivis() ",
       "and restart R, or set IVIS_PYTHON to a Python that has it."
     )))
@@ -90,7 +90,7 @@ core_status <- function(keras = FALSE) {
   version <- py_attr_or_null(module, "__version__")
   status$ivis_path <- module_file(module) %||% NA_character_
   status$ivis_version <- if (is.null(version)) "none (no __version__)" else as.character(version)
-  problem <- core_version_problem(version)
+  problem <- module_problem(module)
   if (keras) {
     info <- tryCatch({
       k <- reticulate::import("keras")

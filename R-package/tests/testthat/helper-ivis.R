@@ -66,3 +66,11 @@ fitted_model <- function(supervised = FALSE) {
   }
   .ivis_test[[key]]
 }
+
+# A Python other than the one the tests use (the system's), which lacks the ivis core.
+other_python <- function() {
+  candidates <- c("/usr/bin/python3", unname(Sys.which("python3")))
+  candidates <- candidates[nzchar(candidates) & file.exists(candidates)]
+  testthat::skip_if(length(candidates) == 0L, "no second Python on this machine")
+  candidates[[1L]]
+}

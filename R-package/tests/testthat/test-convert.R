@@ -32,10 +32,11 @@ test_that("sparse Matrix data stays sparse", {
 })
 
 test_that("labels: factors and characters are classes, NA marks a missing label", {
-  y <- ivis:::check_Y(factor(c("b", NA, "a")), 3)
-  expect_identical(as.vector(y), c("b", NA, "a"))
+  y <- ivis:::check_Y(factor(c("b", NA, "a"), levels = c("b", "a", "c")), 3)
+  expect_identical(y, factor(c("b", NA, "a"), levels = c("b", "a", "c"))) # levels kept
+  y <- ivis:::check_Y(c("x", NA), 2)
+  expect_identical(as.vector(y), c("x", NA))
   expect_true(isTRUE(attr(y, "ivis_labels")))
-  expect_identical(as.vector(ivis:::check_Y(c("x", "y"), 2)), c("x", "y"))
   expect_identical(ivis:::check_Y(1:3, 3), c(1, 2, 3)) # numeric: regression, double
   expect_null(ivis:::check_Y(NULL, 3))
   expect_error(ivis:::check_Y(1:3, 4), "`Y` has 3 labels but `X` has 4 rows")
@@ -58,7 +59,11 @@ test_that("Python receives float64 arrays, scipy CSR matrices and None for NA la
   expect_identical(reticulate::py_to_r(s$format), "csr")
   expect_identical(reticulate::py_to_r(s$toarray()$tolist()), list(c(0, 5, 0), c(0, 0, 7)))
 
-  y <- ivis:::y_to_python(ivis:::check_Y(factor(c("b", NA, "a")), 3))
+  # a factor becomes a pandas Categorical: its levels, in order, are the classes
+  y <- ivis:::y_to_python(ivis:::check_Y(factor(c("b", NA, "a"), levels = c("b", "a", "c")), 3))
+  expect_identical(reticulate::py_to_r(y$categories$tolist()), c("b", "a", "c"))
+  expect_identical(reticulate::py_to_r(y$codes$tolist()), c(0L, -1L, 1L))
+  y <- ivis:::y_to_python(ivis:::check_Y(c("b", NA, "a"), 3))
   expect_identical(reticulate::py_to_r(y$dtype$name), "object")
   expect_identical(reticulate::py_to_r(y$tolist()), list("b", NULL, "a"))
   r <- ivis:::y_to_python(ivis:::check_Y(c(1L, 2L), 2))

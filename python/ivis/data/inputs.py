@@ -113,7 +113,7 @@ def _too_large_message(name, value, where):
 def _to_float32(values):
     """``values`` as a C-ordered float32 array (copied only if needed)."""
     # Overflow is reported by check_float32_range, with its position, not as a RuntimeWarning.
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         return np.asarray(values).astype(np.float32, order="C", copy=False)
 
 

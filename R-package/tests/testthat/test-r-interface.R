@@ -90,7 +90,7 @@ test_that("random_state beyond R's integer range reaches Python unchanged", {
     expect_identical(reticulate::py_str(raw), format(seed, scientific = FALSE))
     expect_identical(model$get_params()$random_state, seed)
   }
-  expect_error(ivis::ivis(random_state = -1)$fit(iris_X()), "random_state must be >= 0")
+  expect_error(ivis::ivis(random_state = -1)$fit(iris_X()), "random_state must be a seed >= 0")
 })
 
 test_that("score_samples() columns follow the factor's levels", {

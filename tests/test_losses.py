@@ -48,7 +48,7 @@ def test_loss_matches_numpy_reference(name):
     assert value == pytest.approx(reference(name, y_pred), rel=1e-4, abs=1e-5)
 
 
-CONTRASTIVE = ["infonce", "neg"]
+CONTRASTIVE = ["infonce", "neg", "infonce_pn"]
 
 
 def test_every_documented_name_is_registered():
@@ -188,3 +188,10 @@ def test_blended_loss_is_the_weighted_sum():
     blend = losses.BlendedLoss(losses.triplet_loss("infonce"), losses.triplet_loss("pn"), 0.25)
     expected = 0.75 * infonce_reference(y_pred.astype(np.float64)) + 0.25 * reference("pn", y_pred)
     assert float(np.asarray(blend(None, y_pred))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_infonce_pn_is_half_of_each():
+    rng = np.random.default_rng(5)
+    y_pred = rng.normal(size=(3, 16, 2)).astype(np.float32)
+    expected = 0.5 * infonce_reference(y_pred.astype(np.float64)) + 0.5 * reference("pn", y_pred)
+    assert float(np.asarray(losses.triplet_loss("infonce_pn")(None, y_pred))) == pytest.approx(expected, rel=1e-4)

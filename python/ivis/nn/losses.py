@@ -10,7 +10,7 @@ through) and :func:`register_loss` adds a user's own. The ``*_pn`` variants comp
 positive distance with the *smaller* of the anchor-negative and positive-negative distances,
 so that the negative is pushed away from both other points.
 
-The contrastive losses (``infonce``, ``neg``, ``infonce_pn``) compare each anchor with every
+The contrastive losses (``infonce``, ``neg``; ``infonce_pn`` blends ``infonce`` and ``pn``) compare each anchor with every
 other point of its batch through a Cauchy similarity ``1 / (1 + d^2)`` of embedded points, as
 in contrastive neighbour embedding (Damrich, Böhm, Hamprecht and Kobak, ICLR 2023): the
 anchor's positive (one of its nearest neighbours) is attracted and the other anchors and
@@ -349,6 +349,10 @@ for _name, _cls in [
     ("neg", CauchyNegativeSamplingLoss),
 ]:
     register_loss(_cls, name=_name)
+
+# Half InfoNCE, half pn: the contrastive loss's separated clusters with the triplet loss's
+# faithfulness to distances between them and on continuous data.
+register_loss(BlendedLoss(_LOSS_REGISTRY["infonce"], _LOSS_REGISTRY["pn"], 0.5, name="infonce_pn"), name="infonce_pn")
 
 
 class KerasTripletLoss(keras.losses.Loss):

@@ -9,10 +9,11 @@ from ivis import Ivis
 from ivis.nn.callbacks import EmbeddingPlateau, neighbour_preservation, sample_neighbours
 
 
-def _run_rule(rule, embeddings):
+def _run_rule(rule, embeddings, steps_per_epoch=100):
     """Feed ``embeddings`` to ``rule`` one epoch each; return the epoch it stopped at, or None."""
     model = types.SimpleNamespace(stop_training=False)
     rule.set_model(model)
+    rule.set_params({"steps": steps_per_epoch})
     rule._reference = sample_neighbours(rule.data, rule.n_neighbors)
     iterator = iter(embeddings)
     rule.embed = lambda rows: next(iterator)
@@ -39,12 +40,21 @@ def test_stops_patience_epochs_into_a_plateau_and_not_before(rows):
     noise = np.random.default_rng(1).normal(size=rows.shape)
     improving = [noise, 0.5 * noise + rows, 0.2 * noise + rows]
     plateau = [rows + 1e-6 * i for i in range(6)]
-    rule = EmbeddingPlateau(rows, patience=3)
+    rule = EmbeddingPlateau(rows, patience=3, min_steps=200)
     stopped = _run_rule(rule, improving + plateau)
     # The plateau's first epoch still improves on the last noisy one; three more without progress.
     assert stopped == len(improving) + 3
     assert rule.stopped_early
     assert rule.scores[-1] == pytest.approx(1.0)
+
+
+def test_short_epochs_wait_for_min_steps(rows):
+    noise = np.random.default_rng(1).normal(size=rows.shape)
+    improving = [noise, 0.5 * noise + rows, 0.2 * noise + rows]
+    plateau = [rows + 1e-6 * i for i in range(12)]
+    rule = EmbeddingPlateau(rows, patience=3, min_steps=200)
+    # Epochs of 25 steps: three of them are too little training to call a plateau; eight are 200 steps.
+    assert _run_rule(rule, improving + plateau, steps_per_epoch=25) == len(improving) + 8
 
 
 def test_keeps_training_while_the_embedding_still_gains_neighbours(rows):
@@ -64,7 +74,7 @@ def test_watches_a_fixed_sample_of_the_rows(rows):
 
 def test_estimator_stops_when_the_embedding_settles(blobs):
     X, _ = blobs
-    rule = EmbeddingPlateau(X, patience=2)
+    rule = EmbeddingPlateau(X, patience=2, min_steps=10)
     model = Ivis(k=10, distance="infonce", n_epochs_without_progress=1000, epochs=200, batch_size=64,
                  callbacks=[rule], verbose=0, random_state=0)
     model.fit(X)

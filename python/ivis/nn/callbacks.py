@@ -510,7 +510,9 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     After every epoch the sample is embedded and scored by its neighbour preservation: the
     share of each sampled row's ``n_neighbors`` nearest input-space neighbours (within the
     sample) that are also its nearest in the embedding. Training stops once the score has not
-    risen more than ``tolerance`` above its best for ``patience`` epochs. Unlike the loss, the
+    risen more than ``tolerance`` above its best for ``patience`` epochs and ``min_steps``
+    training steps (on small data an epoch is a few steps, too few to tell a plateau from slow
+    progress). Unlike the loss, the
     score is the same whatever the loss, batch or sampling noise, and it measures what a user
     sees: which points end up together. The score of each epoch is added to the epoch's logs
     as ``'neighbour_preservation'`` and kept in ``scores``.
@@ -525,8 +527,11 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     data : array-like, sparse matrix, h5py.Dataset or IndexableDataset
         Rows like the training data (the training data itself, typically); a fixed random
         sample of them is watched.
-    patience : int, default=3
+    patience : int, default=5
         Epochs without progress before training stops.
+    min_steps : int, default=200
+        Training steps (batches) without progress before training stops, however many epochs
+        that takes.
     n_rows : int, default=2000
         Rows watched; fewer when ``data`` has fewer.
     n_neighbors : int, default=10
@@ -545,7 +550,8 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     >>> model = Ivis(distance='infonce', callbacks=[EmbeddingPlateau(X)])  # doctest: +SKIP
     """
 
-    def __init__(self, data, patience=3, n_rows=2000, n_neighbors=10, tolerance=0.005, metric=None, random_state=0):
+    def __init__(self, data, patience=5, min_steps=200, n_rows=2000, n_neighbors=10, tolerance=0.005, metric=None,
+                 random_state=0):
         from ivis.data.inputs import as_row_source
 
         super().__init__()
@@ -554,6 +560,7 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         picked = np.sort(rng.choice(source.n_rows, min(int(n_rows), source.n_rows), replace=False))
         self.data = source.get_batch(picked)
         self.patience = int(patience)
+        self.min_steps = int(min_steps)
         self.n_neighbors = min(int(n_neighbors), len(self.data) - 1)
         self.tolerance = float(tolerance)
         self.metric = metric
@@ -561,6 +568,7 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         self.scores = []
         self.best = -np.inf
         self.wait = 0
+        self.steps_waited = 0
         self.stopped_early = False
         self._reference = None
 
@@ -580,7 +588,7 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         _check_data_rows(self)
         metric = self.metric or self.ivis_model.knn_distance_metric
         self._reference = sample_neighbours(self.data, self.n_neighbors, metric)
-        self.best, self.wait, self.stopped_early = -np.inf, 0, False
+        self.best, self.wait, self.steps_waited, self.stopped_early = -np.inf, 0, 0, False
 
     def on_epoch_end(self, epoch, logs=None):
         score = neighbour_preservation(self._reference, self.embed(self.data), self.n_neighbors)
@@ -588,10 +596,11 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         if logs is not None:
             logs["neighbour_preservation"] = score
         if score > self.best + self.tolerance:
-            self.best, self.wait = score, 0
+            self.best, self.wait, self.steps_waited = score, 0, 0
             return
         self.wait += 1
-        if self.wait >= self.patience:
+        self.steps_waited += int((self.params or {}).get("steps") or 1)
+        if self.wait >= self.patience and self.steps_waited >= self.min_steps:
             self.stopped_early = True
             self.model.stop_training = True
 

@@ -5,6 +5,7 @@ import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
+from conftest import array_dataset
 from ivis import Ivis
 from ivis.nn.callbacks import EmbeddingPlateau
 
@@ -36,3 +37,15 @@ def test_other_contrastive_losses_train_and_separate_blobs(blobs, distance):
     embedding = contrastive_settings(X, distance=distance, batch_size=64, epochs=10).fit_transform(X)
     assert np.isfinite(embedding).all()
     assert knn_accuracy(embedding, y) > 0.95
+
+
+def test_contrastive_loss_trains_supervised_and_from_a_dataset_interface(blobs):
+    X, y = blobs
+    supervised = Ivis(k=10, distance="infonce", batch_size=64, epochs=3, verbose=0, random_state=0).fit(X, y)
+    assert (supervised.score_samples(X).argmax(axis=1) == y).mean() > 0.9
+    # Rows read through get_batch (not held in the graph) give the same training as in memory.
+    in_memory = Ivis(k=10, distance="infonce", batch_size=64, epochs=2, verbose=0, random_state=0).fit_transform(X)
+    streamed = Ivis(k=10, distance="infonce", batch_size=64, epochs=2, verbose=0, random_state=0).fit_transform(
+        array_dataset(X)
+    )
+    np.testing.assert_allclose(streamed, in_memory, rtol=1e-4, atol=1e-4)

@@ -1,11 +1,12 @@
 """Before/after pictures for docs/quality.md, drawn from the embeddings of a benchmark run.
 
-    python bench/figures.py [--name full] [--out docs/images]
+    python bench/figures.py [--names full,continuous] [--out docs/images]
 
 For each of Fashion-MNIST, digits and the swiss roll it draws, side by side, the seed-0
 embeddings of ivis with the triplet loss (``ivis``), with the contrastive settings
 (``ivis_infonce``, ``ivis_infonce_pn``) and of UMAP, coloured by the workload's labels, as
-stored by ``bench/run.sh`` under ``bench/results/raw-NAME/``. Nothing is retrained, so the
+stored by ``bench/run.sh`` under ``bench/results/raw-NAME/`` (the first of ``--names`` that
+has the run). Nothing is retrained, so the
 pictures show exactly the runs the report scores.
 """
 
@@ -25,7 +26,7 @@ FIGURES = (("fmnist", "Fashion-MNIST, 70,000 rows"), ("digits", "digits, 1,797 r
 MAX_POINTS = 12_000
 
 
-def draw(name, title, raw_dir, labels, out_path):
+def draw(name, title, raw_dirs, labels, out_path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +35,8 @@ def draw(name, title, raw_dir, labels, out_path):
     figure, axes = plt.subplots(1, len(PANELS), figsize=(3.2 * len(PANELS), 3.4), dpi=80)
     rows = np.random.default_rng(0).permutation(len(labels))[:MAX_POINTS]
     for ax, (label, caption) in zip(axes, PANELS):
-        path = os.path.join(raw_dir, name, label, "embedding.npy")
+        paths = [os.path.join(raw_dir, name, label, "embedding.npy") for raw_dir in raw_dirs]
+        path = next((p for p in paths if os.path.exists(p)), paths[0])
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(caption, fontsize=10)
@@ -52,18 +54,19 @@ def draw(name, title, raw_dir, labels, out_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default="full", help="benchmark results name (bench/results/raw-NAME)")
+    parser.add_argument("--names", default="full,continuous",
+                        help="benchmark results names, comma-separated (bench/results/raw-NAME)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(BENCH_DIR), "docs", "images"))
     args = parser.parse_args(argv)
     sys.path.insert(0, BENCH_DIR)
     import workloads
 
-    raw_dir = os.path.join(BENCH_DIR, "results", f"raw-{args.name}")
+    raw_dirs = [os.path.join(BENCH_DIR, "results", f"raw-{name}") for name in args.names.split(",")]
     os.makedirs(args.out, exist_ok=True)
     written = []
     for name, title in FIGURES:
         out_path = os.path.join(args.out, f"quality-{name}.png")
-        draw(name, title, raw_dir, workloads.load(name).y, out_path)
+        draw(name, title, raw_dirs, workloads.load(name).y, out_path)
         written.append(out_path)
     print(json.dumps(written))
 

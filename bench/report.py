@@ -285,7 +285,9 @@ def seed_means(by_workload):
             walls = [m["child"]["wall"] for m in members]
             epochs = [m["child"].get("timings", {}).get("epochs") for m in members]
             epochs = [e for e in epochs if e is not None]
-            scores = [_spread([m["quality"][key] for m in members if m["quality"].get(key) is not None])
+            # Centroid correlation is undefined (nan) with two classes: one centroid distance.
+            scores = [_spread([m["quality"][key] for m in members
+                               if m["quality"].get(key) is not None and m["quality"][key] == m["quality"][key]])
                       for key, _ in SEED_COLUMNS]
             lines.append(
                 f"| {workload} | {base} | {len(members)} | {_spread(walls, 1)} | {_spread(epochs, 0) if epochs else '–'} | "

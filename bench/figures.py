@@ -5,7 +5,8 @@
 For each of Fashion-MNIST, digits and the swiss roll it draws, side by side, the seed-0
 embeddings of ivis with the triplet loss (``ivis``), with the contrastive settings
 (``ivis_infonce``, ``ivis_infonce_pn``) and of UMAP, coloured by the workload's labels, as
-stored by ``bench/run.sh`` under ``bench/results/raw-NAME/`` (the first of ``--names`` that
+stored by ``bench/run.sh`` under ``bench/results/raw-NAME/WORKLOAD/LABEL/`` (the folder
+of the latest run of that label) (the first of ``--names`` that
 has the run). Nothing is retrained, so the
 pictures show exactly the runs the report scores.
 """
@@ -44,7 +45,8 @@ def draw(name, title, raw_dirs, labels, out_path):
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
             continue
         E = np.load(path)[rows]
-        ax.scatter(E[:, 0], E[:, 1], c=labels[rows], cmap="tab10" if labels.max() < 10 else "viridis", s=0.5,
+        ax.scatter(E[:, 0], E[:, 1], c=labels[rows], cmap="tab10" if labels.max() < 10 else "viridis",
+                   s=0.5 if len(rows) > 5000 else 3,
                    linewidths=0, rasterized=True)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()

@@ -129,7 +129,16 @@ def _run_ivis(X, params, fit_params):
     from ivis import Ivis
 
     import_seconds = time.perf_counter() - start
+    # Early stopping on the embedding is a callback, built here from its JSON-able patience.
+    patience = params.pop("embedding_plateau", None)
+    if patience is not None:
+        from ivis.nn.callbacks import EmbeddingPlateau
+
+        params["callbacks"] = [EmbeddingPlateau(X, patience=patience)]
     model, embedding, wall, before, info = _fit_ivis(Ivis, X, params, fit_params)
+    if patience is not None:
+        info["effective_params"].pop("callbacks")
+        info["embedding_plateau"] = {"patience": patience, "scores": params["callbacks"][0].scores}
     info["ivis_version"] = getattr(ivis, "__version__", None)
     info["ivis_file"] = getattr(ivis, "__file__", None)
 

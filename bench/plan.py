@@ -8,7 +8,18 @@ with two components.
 
 from dataclasses import dataclass, field
 
+import workloads
+
 BENCH_IVIS = {"k": 15, "model": "szubert", "n_epochs_without_progress": 3}
+# The contrastive settings of docs/quality.md: InfoNCE on Euclidean neighbours (found by the
+# clustered search), large batches, stopped by the embedding (EmbeddingPlateau, 5 epochs of
+# patience) rather than the loss.
+CONTRASTIVE_IVIS = {
+    "k": 15, "model": "szubert", "distance": "infonce", "batch_size": 512, "learning_rate": 0.003,
+    "knn_distance_metric": "euclidean", "neighbour_search": "clustered", "epochs": 100,
+    "n_epochs_without_progress": 100, "embedding_plateau": 5,
+}
+QUALITY_SEEDS = (0, 1, 2)
 # The previous release has no random_state; its child fixes the global seeds instead.
 SEED = {"random_state": 0}
 
@@ -62,6 +73,11 @@ def _digits():
 
 
 REPEAT_SEEDS = (1, 2)
+
+
+def _digit_seeds():
+    return [Run("digits", f"ivis_seed{seed}", "ivis", {**BENCH_IVIS, "random_state": seed},
+                note=f"benchmark settings, random_state={seed}") for seed in REPEAT_SEEDS]
 CLUSTERED = {"neighbour_search": "clustered"}
 
 
@@ -137,6 +153,27 @@ def _hdf5(workload, with_prev):
     return runs
 
 
+def _quality(workload):
+    """ivis with the triplet loss and with the contrastive settings, three seeds each.
+
+    ``ivis_infonce`` uses :data:`CONTRASTIVE_IVIS`; ``ivis_infonce_pn`` the same with the loss
+    ``infonce_pn`` (half InfoNCE, half pn). The seed-0 triplet run is the workload's ``ivis``
+    row (made by :func:`_standard` or :func:`_seed_repeats` where those apply).
+    """
+    runs = []
+    for seed in QUALITY_SEEDS:
+        tail = f"_seed{seed}" if seed else ""
+        if workload in ("digits", "fmnist"):
+            pass  # their triplet rows with every seed are made elsewhere
+        elif seed:
+            runs.append(Run(workload, f"ivis{tail}", "ivis", {**BENCH_IVIS, "random_state": seed},
+                            note=f"benchmark settings, random_state={seed}"))
+        for label, loss in (("ivis_infonce", "infonce"), ("ivis_infonce_pn", "infonce_pn")):
+            runs.append(Run(workload, label + tail, "ivis", {**CONTRASTIVE_IVIS, "distance": loss, "random_state": seed},
+                            note=f"contrastive settings, distance='{loss}', random_state={seed}"))
+    return runs
+
+
 def runs_for(workload):
     """All runs defined for ``workload``.
 
@@ -149,9 +186,11 @@ def runs_for(workload):
     list of Run
     """
     if workload == "digits":
-        return _digits()
+        return _digits() + _digit_seeds() + _quality(workload)
     if workload == "fmnist":
-        return _standard(workload) + _seed_repeats(workload)
+        return _standard(workload) + _seed_repeats(workload) + _quality(workload)
+    if workload in workloads.CONTINUOUS:
+        return _standard(workload) + _quality(workload)
     if workload in ("primes100k", "primes1m"):
         return _standard(workload)
     if workload == "hdf5_250k":
@@ -169,23 +208,28 @@ NOT_IN_QUICK = {("digits", "ivis_prev_defaults"), ("digits", "ivis_defaults_all_
 }
 
 
-def build(workloads, methods, quick=False):
+def build(workload_names, methods, quick=False, labels=None):
     """Runs of ``workloads`` whose method is in ``methods``, in execution order.
 
     Parameters
     ----------
-    workloads : list of str
+    workload_names : list of str
     methods : collection of str
     quick : bool
         Leave out the runs in :data:`NOT_IN_QUICK`.
+    labels : list of str, optional
+        Keep only runs whose label matches one of these shell-style patterns (``ivis_seed*``).
 
     Returns
     -------
     list of Run
     """
+    from fnmatch import fnmatchcase
+
     return [
         run
-        for w in workloads
+        for w in workload_names
         for run in runs_for(w)
         if run.method in methods and not (quick and (run.workload, run.label) in NOT_IN_QUICK)
+        and (not labels or any(fnmatchcase(run.label, pattern) for pattern in labels))
     ]

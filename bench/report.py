@@ -5,6 +5,7 @@ Usage: ``python bench/report.py bench/results/full.json [bench/REPORT.md]``
 
 import json
 import os
+import re
 import sys
 
 import targets
@@ -214,8 +215,8 @@ def _workload_section(name, info, recs):
     lines += [
         "",
         "| run | 15-NN accuracy | trustworthiness | neighbour recall | distance corr. "
-        "| centroid corr. (Mantel p) | neighbour-stage recall (k, metric) |",
-        "|---|---|---|---|---|---|---|",
+        "| centroid corr. (Mantel p) | cluster strength | neighbour-stage recall (k, metric) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in recs:
         q = r.get("quality") or {}
@@ -232,7 +233,7 @@ def _workload_section(name, info, recs):
         lines.append(
             f"| {r['label']} | {_f(q.get('knn_accuracy'), 3)} | {_f(q.get('trustworthiness'), 3)} "
             f"| {_f(q.get('neighbour_recall'), 3)} | {_f(q.get('distance_correlation'), 3)} "
-            f"| {centroid} | {graph} |"
+            f"| {centroid} | {_f(q.get('cluster_strength'), 3)} | {graph} |"
         )
     problems = [r for r in recs if r["status"] != "ok" or (r.get("quality") or {}).get("error")]
     if problems:
@@ -247,6 +248,51 @@ def _workload_section(name, info, recs):
     for label, params in dropped:
         if params:
             lines.append(f"- {label}: parameters not accepted by the method and dropped: `{params}`")
+    lines.append("")
+    return lines
+
+
+SEED_SUFFIX = re.compile(r"_seed\d+$")
+SEED_COLUMNS = (("knn_accuracy", "15-NN"), ("trustworthiness", "trustworthiness"),
+                ("distance_correlation", "distance corr."), ("centroid_correlation", "centroid corr."),
+                ("cluster_strength", "cluster strength"))
+
+
+def _spread(values, digits=3):
+    if not values:
+        return "–"
+    text = f"{sum(values) / len(values):.{digits}f}"
+    return text if len(values) == 1 else f"{text} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def seed_means(by_workload):
+    """Rows ``run`` and ``run_seedN`` pooled: mean (min-max) of every score and of the times."""
+    lines = [
+        "## Mean over seeds",
+        "",
+        "Runs that differ only in `random_state` (`NAME`, `NAME_seed1`, ...) pooled: mean, and in "
+        "brackets the lowest and highest seed. UMAP runs once per workload (no seed: it uses every core).",
+        "",
+        "| workload | run | seeds | fit_transform s | epochs | " + " | ".join(c for _, c in SEED_COLUMNS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(SEED_COLUMNS),
+    ]
+    for workload, recs in by_workload.items():
+        groups = {}
+        for r in recs:
+            if r["status"] == "ok" and r.get("quality") and not r["quality"].get("error"):
+                groups.setdefault(SEED_SUFFIX.sub("", r["label"]), []).append(r)
+        for base, members in groups.items():
+            walls = [m["child"]["wall"] for m in members]
+            epochs = [m["child"].get("timings", {}).get("epochs") for m in members]
+            epochs = [e for e in epochs if e is not None]
+            # Centroid correlation is undefined (nan) with two classes: one centroid distance.
+            scores = [_spread([m["quality"][key] for m in members
+                               if m["quality"].get(key) is not None and m["quality"][key] == m["quality"][key]])
+                      for key, _ in SEED_COLUMNS]
+            lines.append(
+                f"| {workload} | {base} | {len(members)} | {_spread(walls, 1)} | {_spread(epochs, 0) if epochs else '–'} | "
+                + " | ".join(scores) + " |"
+            )
     lines.append("")
     return lines
 
@@ -281,7 +327,7 @@ def render(data, appendix=None):
     by_workload = {}
     for rec in data["runs"].values():
         by_workload.setdefault(rec["workload"], []).append(rec)
-    lines = _header(data) + _targets(data) + _ratios(data, by_workload)
+    lines = _header(data) + _targets(data) + _ratios(data, by_workload) + seed_means(by_workload)
     lines += ["## Results per workload", ""]
     for name, recs in by_workload.items():
         lines += _workload_section(name, data["workloads"].get(name, {}), recs)

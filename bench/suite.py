@@ -51,6 +51,12 @@ def parse_args(argv):
         default=list(methods.NAMES),
         help="comma-separated, from: " + ", ".join(methods.NAMES) + " (default: all)",
     )
+    p.add_argument(
+        "--labels",
+        type=_csv,
+        default=[],
+        help="only the runs whose label matches one of these comma-separated patterns, e.g. 'ivis,ivis_infonce*,umap'",
+    )
     p.add_argument("--name", help="results name: bench/results/NAME.json (default: full, or quick)")
     p.add_argument(
         "--max-rows",
@@ -260,7 +266,7 @@ def main(argv=None):
         _log(f"wrote {args.report}")
         return 0
 
-    runs = plan.build(args.workloads, args.methods, quick=args.quick)
+    runs = plan.build(args.workloads, args.methods, quick=args.quick, labels=args.labels)
     if args.list:
         for run in runs:
             _log(f"{run.workload:12s} {run.label:22s} {run.method:10s} {run.params} {run.fit_params or ''}")

@@ -127,3 +127,11 @@ def test_class_centroids_sparse_dense():
     sparse = metrics.class_centroids(sp.csr_matrix(X), y, classes)
     np.testing.assert_allclose(dense, sparse, rtol=1e-6)
     np.testing.assert_allclose(dense[0], X[y == classes[0]].mean(axis=0), rtol=1e-5)
+
+
+def test_cluster_strength_tells_separated_groups_from_uniform_noise():
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(size=(600, 2))
+    groups = np.concatenate([rng.normal(scale=0.05, size=(200, 2)) + c for c in ([0, 0], [3, 0], [0, 3])])
+    assert metrics.cluster_strength(groups) > 0.8
+    assert metrics.cluster_strength(noise) < 0.5

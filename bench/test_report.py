@@ -174,3 +174,14 @@ def test_included_results_add_missing_workloads_only(tmp_path, monkeypatch):
     assert "--report-only --name test --include other`" in text
     v = {x.target: x for x in targets.evaluate(merged)}
     assert v["fit_transform time"].result == "PASS"
+
+
+def test_seed_means_pool_runs_that_differ_only_in_seed():
+    def run(label, knn, wall):
+        return {"label": label, "status": "ok", "child": {"wall": wall, "timings": {"epochs": 10}},
+                "quality": {"knn_accuracy": knn}}
+
+    lines = report.seed_means({"digits": [run("ivis", 0.6, 1.0), run("ivis_seed1", 0.8, 3.0), run("umap", 0.9, 5.0)]})
+    ivis_row = next(line for line in lines if "| ivis |" in line)
+    assert "| 2 |" in ivis_row and "0.700 (0.600-0.800)" in ivis_row and "2.0 (1.0-3.0)" in ivis_row
+    assert any("| umap | 1 |" in line and "0.900 |" in line for line in lines)

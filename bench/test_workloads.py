@@ -85,3 +85,22 @@ def test_mixture_file(tmp_path):
     mtime = os.path.getmtime(path)
     gmm_hdf5.write_mixture(path, 1234)
     assert os.path.getmtime(path) == mtime
+
+
+@pytest.mark.parametrize("name", workloads.CONTINUOUS)
+def test_continuous_workloads_are_lifted_and_repeatable(name):
+    first, again = workloads.load(name), workloads.load(name)
+    assert first.shape == (workloads.CONTINUOUS_ROWS, workloads.LIFTED_DIMS)
+    np.testing.assert_array_equal(first.X, again.X)
+    assert len(np.unique(first.y)) == {"swissroll": 6, "moons": 2, "noise": 9}[name]
+
+
+def test_polynomial_lift_keeps_small_distances_in_order():
+    # A smooth map: the nearest neighbour of most points is the same before and after the lift.
+    from sklearn.neighbors import NearestNeighbors
+
+    Z = np.random.default_rng(0).uniform(size=(500, 2))
+    lifted = workloads.polynomial_lift(Z)
+    nearest = [NearestNeighbors(n_neighbors=2).fit(A).kneighbors(A, return_distance=False)[:, 1] for A in (Z, lifted)]
+    assert lifted.shape == (500, workloads.LIFTED_DIMS)
+    assert np.mean(nearest[0] == nearest[1]) > 0.8

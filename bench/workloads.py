@@ -18,10 +18,15 @@ SUBSAMPLE_SEED = 0
 # name -> rows for the generated workloads
 PRIMES_ROWS = {"primes100k": 100_000, "primes1m": 1_000_000}
 HDF5_ROWS = {"hdf5_250k": 250_000, "hdf5_2m": 2_000_000}
+# Continuous data and noise, lifted to LIFTED_DIMS features by a fixed random polynomial map.
+CONTINUOUS_ROWS = 5000
+LIFTED_DIMS = 300
+LIFT_SEED = 12345
+CONTINUOUS = ("swissroll", "moons", "noise")
 # what a name given on the command line expands to
-GROUPS = {"hdf5": ("hdf5_250k", "hdf5_2m")}
-ALL = ("digits", "fmnist", "primes100k", "primes1m", "hdf5_250k", "hdf5_2m")
-DEFAULT = ("digits", "fmnist", "primes100k", "primes1m")
+GROUPS = {"hdf5": ("hdf5_250k", "hdf5_2m"), "continuous": CONTINUOUS}
+ALL = ("digits", "fmnist", "primes100k", "primes1m", "hdf5_250k", "hdf5_2m") + CONTINUOUS
+DEFAULT = ("digits", "fmnist", "primes100k", "primes1m") + CONTINUOUS
 
 
 @dataclass
@@ -105,7 +110,7 @@ def capped_name(name, max_rows):
 
 def full_rows(name):
     """Row count of the uncapped workload, or None when it is cheap to find out by loading."""
-    known = {"digits": 1797, "fmnist": 70_000, **PRIMES_ROWS, **HDF5_ROWS}
+    known = {"digits": 1797, "fmnist": 70_000, **PRIMES_ROWS, **HDF5_ROWS, **{c: CONTINUOUS_ROWS for c in CONTINUOUS}}
     return known.get(name)
 
 
@@ -137,6 +142,8 @@ def load(name, max_rows=None):
         wl = _digits()
     elif name == "fmnist":
         wl = _fmnist()
+    elif name in CONTINUOUS:
+        wl = _continuous(name)
     elif name in PRIMES_ROWS:
         n = PRIMES_ROWS[name] if not max_rows else min(max_rows, PRIMES_ROWS[name])
         return _primes(name, n, capped=n < PRIMES_ROWS[name], max_rows=max_rows)
@@ -179,6 +186,49 @@ def _digits():
         y.astype(np.int64),
         "scikit-learn digits, 1,797 x 64, MinMax-scaled per feature",
         "digit 0-9",
+    )
+
+
+def polynomial_lift(Z, dims=LIFTED_DIMS, seed=LIFT_SEED):
+    """Map low-dimensional points to ``dims`` features by a fixed random polynomial of degree 2.
+
+    The standardised coordinates and all their degree-2 products are mixed by one Gaussian
+    matrix drawn from ``seed``: a smooth, curved embedding of the same manifold, in which the
+    input-space distances are still those of the generating coordinates at small scales.
+    """
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    i, j = np.triu_indices(Z.shape[1])
+    terms = np.hstack([Z, Z[:, i] * Z[:, j] / np.sqrt(2.0)])
+    mixing = np.random.default_rng(seed).normal(size=(terms.shape[1], dims)) / np.sqrt(terms.shape[1])
+    return (terms @ mixing).astype(np.float32)
+
+
+def _continuous(name, n=CONTINUOUS_ROWS, seed=SUBSAMPLE_SEED):
+    """A swiss roll, two half-moons or uniform noise in a square, lifted to LIFTED_DIMS features."""
+    from sklearn.datasets import make_moons, make_swiss_roll
+
+    rng = np.random.default_rng(seed)
+    if name == "swissroll":
+        Z, t = make_swiss_roll(n, noise=0.05, random_state=seed)
+        # Six equal stretches along the roll: neighbours along it share a label.
+        y = np.digitize(t, np.quantile(t, np.linspace(0, 1, 7)[1:-1]))
+        what, labels = "swiss roll (3-D, noise 0.05)", "stretch along the roll, 6 equal bins"
+    elif name == "moons":
+        Z, y = make_moons(n, noise=0.05, random_state=seed)
+        what, labels = "two half-moons (2-D, noise 0.05)", "moon"
+    else:
+        Z = rng.uniform(size=(n, 2))
+        # A 3 x 3 grid of cells: centroid distances then measure the layout of the square.
+        y = np.minimum((Z * 3).astype(int), 2) @ np.array([3, 1])
+        what, labels = "uniform noise in the unit square", "cell of a 3 x 3 grid"
+    return Workload(
+        name,
+        polynomial_lift(Z),
+        np.asarray(y, dtype=np.int64),
+        f"{what}, {n:,} rows, lifted to {LIFTED_DIMS} features by a fixed random degree-2 polynomial map "
+        f"(seed {LIFT_SEED})",
+        labels,
+        {"generator_dims": int(Z.shape[1])},
     )
 
 

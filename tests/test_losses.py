@@ -48,8 +48,11 @@ def test_loss_matches_numpy_reference(name):
     assert value == pytest.approx(reference(name, y_pred), rel=1e-4, abs=1e-5)
 
 
+CONTRASTIVE = ["infonce", "neg", "infonce_pn"]
+
+
 def test_every_documented_name_is_registered():
-    assert set(BUILT_IN) <= set(losses.available_losses())
+    assert set(BUILT_IN + CONTRASTIVE) <= set(losses.available_losses())
 
 
 def test_margin_is_one_by_default_and_configurable():
@@ -103,3 +106,92 @@ def test_masked_supervised_loss_ignores_unlabelled_rows():
     assert full == pytest.approx(only_labelled, rel=1e-5)
     # A batch with no labelled row contributes nothing.
     assert float(np.asarray(masked(np.full(4, -1, dtype=np.int32), probs[:4]))) == 0.0
+
+
+# Contrastive losses: every anchor against every other anchor and positive of its batch.
+
+
+def _cauchy(a, b):
+    return 1.0 / (1.0 + ((a - b) ** 2).sum())
+
+
+def _batch_negatives(y_pred, i):
+    """The negatives of anchor i: every positive but its own and every anchor but itself."""
+    a, p, _ = y_pred
+    return [p[j] for j in range(len(p)) if j != i] + [a[j] for j in range(len(a)) if j != i]
+
+
+def infonce_reference(y_pred):
+    a, p, _ = y_pred
+    per_anchor = []
+    for i in range(len(a)):
+        positive = _cauchy(a[i], p[i])
+        total = positive + sum(_cauchy(a[i], c) for c in _batch_negatives(y_pred, i))
+        per_anchor.append(-np.log(positive / total))
+    return np.mean(per_anchor)
+
+
+def neg_reference(y_pred, n_negatives=5.0, normalizer=1.0):
+    a, p, _ = y_pred
+    per_anchor = []
+    for i in range(len(a)):
+        prob = lambda q: q / (q + normalizer)  # noqa: E731
+        attraction = -np.log(prob(_cauchy(a[i], p[i])))
+        repulsion = np.mean([-np.log(1 - prob(_cauchy(a[i], c))) for c in _batch_negatives(y_pred, i)])
+        per_anchor.append(attraction + n_negatives * repulsion)
+    return np.mean(per_anchor)
+
+
+@pytest.mark.parametrize("name, reference_fn", [("infonce", infonce_reference), ("neg", neg_reference)])
+def test_contrastive_loss_matches_numpy_reference(name, reference_fn):
+    rng = np.random.default_rng(7)
+    y_pred = rng.normal(scale=2.0, size=(3, 24, 2)).astype(np.float64)
+    value = float(np.asarray(losses.triplet_loss(name)(None, y_pred.astype(np.float32))))
+    assert value == pytest.approx(reference_fn(y_pred), rel=1e-4)
+
+
+def test_negative_sampling_weight_and_normalizer_are_configurable():
+    rng = np.random.default_rng(3)
+    y_pred = rng.normal(size=(3, 16, 3))
+    loss = losses.CauchyNegativeSamplingLoss(n_negatives=2, normalizer=0.1)
+    value = float(np.asarray(loss(None, y_pred.astype(np.float32))))
+    assert value == pytest.approx(neg_reference(y_pred, n_negatives=2, normalizer=0.1), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["infonce", "neg"])
+def test_contrastive_loss_falls_when_positives_close_in_and_negatives_move_away(name):
+    rng = np.random.default_rng(1)
+    anchors = rng.normal(scale=5.0, size=(32, 2))
+    loose = np.stack([anchors, anchors + rng.normal(size=(32, 2)), anchors])
+    tight = np.stack([anchors, anchors + 0.01 * rng.normal(size=(32, 2)), anchors])
+    spread = 10.0 * tight
+    fn = losses.triplet_loss(name)
+    value = lambda y: float(np.asarray(fn(None, y.astype(np.float32))))  # noqa: E731
+    assert value(tight) < value(loose)
+    assert value(spread) < value(tight)
+
+
+@pytest.mark.parametrize("name", ["infonce", "neg"])
+def test_contrastive_loss_ignores_the_sampled_negatives(name):
+    # The batch supplies the negatives; the third triplet member only fits the triplet layout.
+    rng = np.random.default_rng(2)
+    y_pred = rng.normal(size=(3, 16, 2)).astype(np.float32)
+    other = y_pred.copy()
+    other[2] = rng.normal(size=(16, 2))
+    fn = losses.triplet_loss(name)
+    assert float(np.asarray(fn(None, y_pred))) == pytest.approx(float(np.asarray(fn(None, other))), rel=1e-6)
+
+
+def test_blended_loss_is_the_weighted_sum():
+    rng = np.random.default_rng(4)
+    y_pred = rng.normal(size=(3, 16, 2)).astype(np.float32)
+    blend = losses.BlendedLoss(losses.triplet_loss("infonce"), losses.triplet_loss("pn"), 0.25)
+    expected = 0.75 * infonce_reference(y_pred.astype(np.float64)) + 0.25 * reference("pn", y_pred)
+    assert float(np.asarray(blend(None, y_pred))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_infonce_pn_is_half_of_each():
+    rng = np.random.default_rng(5)
+    y_pred = rng.normal(size=(3, 16, 2)).astype(np.float32)
+    expected = 0.5 * infonce_reference(y_pred.astype(np.float64)) + 0.5 * reference("pn", y_pred)
+    assert float(np.asarray(losses.triplet_loss("infonce_pn")(None, y_pred))) == pytest.approx(expected, rel=1e-4)

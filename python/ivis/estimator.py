@@ -98,7 +98,11 @@ class Ivis(TransformerMixin, BaseEstimator):
     distance : str or callable, default='pn'
         The triplet loss: a registered name (see :func:`ivis.nn.losses.available_losses`) or a
         callable ``(y_true, y_pred)`` with ``y_pred`` of shape ``(3, batch_size, embedding_dims)``.
-        To load a model trained with a custom callable, pass the same callable here first.
+        The triplet losses ('pn' and the other published ones) compare each anchor with one
+        negative; the contrastive losses 'infonce' and 'neg' compare it with every other point
+        of its batch through a Cauchy similarity, which separates clusters more sharply (see
+        ``docs/quality.md``). To load a model trained with a custom callable, pass the same
+        callable here first.
     batch_size : int, default=128
         Triplets per gradient step; at most the number of rows.
     epochs : int, default=1000

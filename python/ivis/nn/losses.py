@@ -9,6 +9,12 @@ Losses are registered by name; :func:`triplet_loss` resolves a name (or passes a
 through) and :func:`register_loss` adds a user's own. The ``*_pn`` variants compare the
 positive distance with the *smaller* of the anchor-negative and positive-negative distances,
 so that the negative is pushed away from both other points.
+
+The contrastive losses (``infonce``, ``neg``; ``infonce_pn`` blends ``infonce`` and ``pn``) compare each anchor with every
+other point of its batch through a Cauchy similarity ``1 / (1 + d^2)`` of embedded points, as
+in contrastive neighbour embedding (Damrich, Böhm, Hamprecht and Kobak, ICLR 2023): the
+anchor's positive (one of its nearest neighbours) is attracted and the other anchors and
+positives of the batch, whose embeddings are computed already, are its negatives.
 """
 
 import keras
@@ -215,6 +221,119 @@ class EuclideanSoftmaxRatioPnLoss(EuclideanSoftmaxRatioLoss):
     use_pn = True
 
 
+def _batch_candidates(y_pred):
+    """Squared distances from every anchor to every anchor and positive of the batch.
+
+    Returns ``(sq_dist, not_self, eye)``: ``sq_dist`` of shape ``(batch, 2 * batch)``, columns
+    ``0..batch-1`` the positives and ``batch..2*batch-1`` the anchors; ``not_self`` is 1.0
+    except at each anchor's own column among the anchors, which is no negative of itself.
+    ``eye`` is the ``(batch, batch)`` identity, marking each anchor's own positive.
+    """
+    anchor, positive = y_pred[0], y_pred[1]
+    candidates = ops.concatenate([positive, anchor], axis=0)
+    sq_anchor = ops.sum(ops.square(anchor), axis=-1, keepdims=True)
+    sq_candidates = ops.sum(ops.square(candidates), axis=-1)
+    cross = ops.matmul(anchor, ops.transpose(candidates))
+    sq_dist = ops.maximum(sq_anchor + sq_candidates[None, :] - 2.0 * cross, 0.0)
+    n = ops.shape(anchor)[0]
+    eye = ops.eye(n, dtype=sq_dist.dtype)
+    not_self = ops.concatenate([ops.ones_like(eye), 1.0 - eye], axis=1)
+    return sq_dist, not_self, eye
+
+
+class CauchyInfoNceLoss:
+    """InfoNCE with a Cauchy similarity: each anchor picks its positive among the batch.
+
+    With ``q(d) = 1 / (1 + d^2)`` and the batch's other anchors and positives as negatives,
+    the loss of anchor ``i`` is ``-log(q(a_i, p_i) / sum_j q(a_i, c_j))``, the sum running over
+    its positive and its ``2 * batch - 2`` negatives; the batch mean is returned. The third
+    triplet member (the sampled negative) is not used: the batch supplies many more.
+
+    Parameters
+    ----------
+    name : str, optional
+        The registered name of this loss.
+    """
+
+    def __init__(self, name=None):
+        self.name = name or type(self).__name__
+        self.__name__ = self.name
+
+    def __call__(self, y_true, y_pred):
+        sq_dist, not_self, eye = _batch_candidates(y_pred)
+        log_q = -ops.log1p(sq_dist)
+        # Each anchor's own column gets -inf before the log-sum-exp, so it counts for nothing.
+        masked = ops.where(not_self > 0, log_q, ops.full_like(log_q, -1e30))
+        n = ops.shape(eye)[0]
+        positive_log_q = ops.sum(log_q[:, :n] * eye, axis=1)
+        return ops.mean(ops.logsumexp(masked, axis=1) - positive_log_q)
+
+
+class CauchyNegativeSamplingLoss:
+    """Negative sampling (NEG) with a Cauchy similarity, negatives taken from the batch.
+
+    A pair is classified as a neighbour pair with probability ``q / (q + normalizer)``,
+    ``q = 1 / (1 + d^2)``. The loss of anchor ``i`` is ``-log P(a_i, p_i)`` plus
+    ``n_negatives`` times the mean of ``-log(1 - P(a_i, c_j))`` over its negatives (the other
+    anchors and positives of the batch): the expected loss of ``n_negatives`` sampled
+    negatives, with the variance of a whole batch's average. With ``normalizer=1`` this is the
+    negative sampling of UMAP-like embeddings; larger values repel less (towards more compact
+    clusters), smaller values more (towards t-SNE).
+
+    Parameters
+    ----------
+    n_negatives : float, default=5
+        Weight of the repulsion: the number of negatives one positive pair is set against.
+    normalizer : float, default=1
+        The fixed normalising constant of the noise-contrastive classifier.
+    name : str, optional
+        The registered name of this loss.
+    """
+
+    def __init__(self, n_negatives=5, normalizer=1.0, name=None):
+        self.n_negatives = float(n_negatives)
+        self.normalizer = float(normalizer)
+        self.name = name or type(self).__name__
+        self.__name__ = self.name
+
+    def __call__(self, y_true, y_pred):
+        sq_dist, not_self, eye = _batch_candidates(y_pred)
+        n = ops.shape(eye)[0]
+        z = self.normalizer
+        # -log(q / (q + z)) = log(1 + z (1 + d^2)); -log(1 - q / (q + z)) = log(1 + q / z).
+        attraction = ops.log1p(z * (1.0 + ops.sum(sq_dist[:, :n] * eye, axis=1)))
+        negative = not_self - ops.concatenate([eye, ops.zeros_like(eye)], axis=1)
+        repulsion = ops.log1p(1.0 / (z * (1.0 + sq_dist)))
+        mean_repulsion = ops.sum(repulsion * negative, axis=1) / ops.maximum(ops.sum(negative, axis=1), 1.0)
+        return ops.mean(attraction + self.n_negatives * mean_repulsion)
+
+
+class BlendedLoss:
+    """A weighted sum of two losses over the same triplets.
+
+    Parameters
+    ----------
+    first, second : callable
+        Losses ``(y_true, y_pred) -> scalar``.
+    second_weight : float
+        Weight of ``second``; ``first`` gets ``1 - second_weight``.
+    name : str, optional
+        The registered name of this loss.
+    """
+
+    def __init__(self, first, second, second_weight, name=None):
+        self.first = first
+        self.second = second
+        self.second_weight = float(second_weight)
+        self.name = name or type(self).__name__
+        self.__name__ = self.name
+
+    def __call__(self, y_true, y_pred):
+        return (1.0 - self.second_weight) * self.first(y_true, y_pred) + self.second_weight * self.second(
+            y_true, y_pred
+        )
+
+
 for _name, _cls in [
     ("pn", EuclideanPnLoss),
     ("euclidean", EuclideanTripletLoss),
@@ -226,8 +345,14 @@ for _name, _cls in [
     ("softmax_ratio", EuclideanSoftmaxRatioLoss),
     ("cosine", CosineTripletLoss),
     ("cosine_pn", CosinePnLoss),
+    ("infonce", CauchyInfoNceLoss),
+    ("neg", CauchyNegativeSamplingLoss),
 ]:
     register_loss(_cls, name=_name)
+
+# Half InfoNCE, half pn: the contrastive loss's separated clusters with the triplet loss's
+# faithfulness to distances between them and on continuous data.
+register_loss(BlendedLoss(_LOSS_REGISTRY["infonce"], _LOSS_REGISTRY["pn"], 0.5, name="infonce_pn"), name="infonce_pn")
 
 
 class KerasTripletLoss(keras.losses.Loss):

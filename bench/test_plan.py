@@ -1,0 +1,23 @@
+"""Self checks of the run plan: ``python -m pytest bench -q``."""
+
+import plan
+import workloads
+
+
+def test_label_patterns_select_runs():
+    runs = plan.build(["fmnist"], {"ivis", "umap"}, labels=["ivis_infonce*", "umap"])
+    labels = {run.label for run in runs}
+    assert labels == {"umap"} | {f"ivis_infonce{loss}{seed}" for loss in ("", "_pn") for seed in ("", "_seed1", "_seed2")}
+
+
+def test_every_quality_workload_has_three_seeds_of_each_setting():
+    for name in ("digits", "fmnist") + workloads.CONTINUOUS:
+        labels = {run.label for run in plan.runs_for(name)}
+        for base in ("ivis", "ivis_infonce", "ivis_infonce_pn"):
+            assert {base, f"{base}_seed1", f"{base}_seed2"} <= labels, (name, base)
+        assert {"umap", "pca"} <= labels
+
+
+def test_contrastive_runs_stop_on_the_embedding():
+    run = next(r for r in plan.runs_for("moons") if r.label == "ivis_infonce_seed2")
+    assert run.params["embedding_plateau"] == 5 and run.params["random_state"] == 2

@@ -18,8 +18,11 @@
 #'   the number of rows.
 #' @param distance The triplet loss: one of `"pn"`, `"euclidean"`,
 #'   `"manhattan_pn"`, `"manhattan"`, `"chebyshev"`, `"chebyshev_pn"`,
-#'   `"softmax_ratio_pn"`, `"softmax_ratio"`, `"cosine"`, `"cosine_pn"`, or a
-#'   Python callable taking `(y_true, y_pred)`.
+#'   `"softmax_ratio_pn"`, `"softmax_ratio"`, `"cosine"`, `"cosine_pn"`; one of
+#'   the contrastive losses `"infonce"`, `"neg"`, `"infonce_pn"`, which compare
+#'   each anchor with every other point of its batch and separate clusters more
+#'   sharply (see `docs/quality.md` in the ivis repository); or a Python
+#'   callable taking `(y_true, y_pred)`.
 #' @param batch_size Size of the mini-batches used in training.
 #' @param epochs Maximum number of training epochs.
 #' @param n_epochs_without_progress Training stops after this many epochs

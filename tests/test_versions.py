@@ -80,17 +80,23 @@ def test_dependency_pins():
             assert pins[name] == other[name], f"{name}: {pins[name]} (R) != {other[name]} (Python)"
 
 
-def run_r(code):
-    rscript = shutil.which("Rscript")
+def require_r(program, r_package, why):
+    """The path of ``program``; skips (fails under IVIS_REQUIRE_R=1) without it or ``r_package``."""
+    path = shutil.which(program)
     missing = None
-    if rscript is None:
-        missing = "Rscript is not installed"
-    elif not (R_LIB / "ivis" / "DESCRIPTION").is_file():
-        missing = f"the ivis R package is not installed in {R_LIB}"
+    if path is None:
+        missing = f"{program} is not installed"
+    elif not (R_LIB / r_package / "DESCRIPTION").is_file():
+        missing = f"{why} is not in {R_LIB}"
     if missing:
         if os.environ.get("IVIS_REQUIRE_R") == "1":
             pytest.fail(f"IVIS_REQUIRE_R=1 but {missing}; run scripts/setup-r.sh", pytrace=False)
         pytest.skip(f"{missing}; run scripts/setup-r.sh")
+    return path
+
+
+def run_r(code):
+    rscript = require_r("Rscript", "ivis", "the ivis R package")
     env = dict(os.environ, R_LIBS=str(R_LIB))
     result = subprocess.run(
         [rscript, "--vanilla", "-e", code], capture_output=True, text=True, env=env, timeout=120
@@ -114,16 +120,7 @@ def test_r_package_carries_the_python_core_by_links():
 
 
 def test_repository_root_refuses_r_cmd_install_naming_the_right_command(tmp_path):
-    rcmd = shutil.which("R")
-    missing = None
-    if rcmd is None:
-        missing = "R is not installed"
-    elif not (R_LIB / "reticulate" / "DESCRIPTION").is_file():
-        missing = f"reticulate (a dependency, checked before configure runs) is not in {R_LIB}"
-    if missing:
-        if os.environ.get("IVIS_REQUIRE_R") == "1":
-            pytest.fail(f"IVIS_REQUIRE_R=1 but {missing}; run scripts/setup-r.sh", pytrace=False)
-        pytest.skip(f"{missing}; run scripts/setup-r.sh")
+    rcmd = require_r("R", "reticulate", "reticulate (a dependency, checked before configure runs)")
     env = dict(os.environ, R_LIBS=str(R_LIB))
     result = subprocess.run(
         [rcmd, "CMD", "INSTALL", f"--library={tmp_path}", str(REPO)],

@@ -93,7 +93,12 @@ core_status <- function(keras = FALSE) {
   problem <- module_problem(module)
   if (keras) {
     info <- tryCatch({
-      k <- reticulate::import("keras")
+      # The core's importer hides TensorFlow's start-up lines; a core without it imports plainly.
+      k <- if (reticulate::py_module_available("ivis._keras_import")) {
+        reticulate::import("ivis._keras_import")$import_keras()
+      } else {
+        reticulate::import("keras")
+      }
       list(version = py_attr_or_null(k, "__version__"), backend = k$backend$backend())
     }, error = function(e) list(version = NULL, backend = NULL))
     status$keras_version <- as.character(info$version %||% "not installed")

@@ -36,6 +36,21 @@ test_that("ivis_sitrep() reports the Python and the core", {
   expect_match(status$keras_backend, ".+")
 })
 
+test_that("a first session shows none of TensorFlow's start-up lines", {
+  skip_if_no_ivis()
+  out <- run_rscript(c(
+    "library(ivis)",
+    "invisible(ivis_sitrep())",
+    "model <- ivis(k = 5, epochs = 1, batch_size = 16, verbose = 0, random_state = 0)",
+    "xy <- model$fit_transform(as.matrix(iris[, 1:4]))",
+    "cat('rows:', nrow(xy), '\\n')"
+  ), env = c(RETICULATE_PYTHON = reticulate::py_exe(), TF_CPP_MIN_LOG_LEVEL = NA))
+  text <- paste(out, collapse = "\n")
+  expect_identical(attr(out, "status"), 0L, info = text)
+  expect_match(text, "rows: 150", fixed = TRUE)
+  expect_false(grepl("absl::InitializeLog|oneDNN custom operations", text), info = text)
+})
+
 test_that("without the core, the package's own message comes and no Python is downloaded", {
   root <- tempfile("venv-root-")
   cache <- tempfile("r-cache-")

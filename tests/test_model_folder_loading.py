@@ -271,10 +271,10 @@ def test_a_load_never_mixes_two_saves(saved, fitted_blobs, other_blobs, blobs, m
 
 
 def test_a_folder_replaced_while_its_files_are_read_is_read_again(saved, fitted_blobs, other_blobs, blobs, monkeypatch):
-    from ivis import persistence
+    from ivis import _folder_reading
 
     X, _ = blobs
-    read = persistence._read_file
+    read = _folder_reading._read_file
     swapped = []
 
     def swap_after_manifest(folder, name, *args, **kwargs):
@@ -284,7 +284,7 @@ def test_a_folder_replaced_while_its_files_are_read_is_read_again(saved, fitted_
             other_blobs.save_model(saved, overwrite=True)
         return data
 
-    monkeypatch.setattr(persistence, "_read_file", swap_after_manifest)
+    monkeypatch.setattr(_folder_reading, "_read_file", swap_after_manifest)
     assert _consistent(Ivis().load_model(saved), [fitted_blobs, other_blobs], X) is other_blobs
 
 

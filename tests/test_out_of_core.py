@@ -317,7 +317,8 @@ def test_wide_sparse_neighbours_use_a_projection_with_high_recall(tmp_path):
     from sklearn.neighbors import NearestNeighbors
 
     from ivis.data.neighbour_retrieval import AnnoyKnnMatrix
-    from ivis.data.projection import PROJECTION_DIMS, PROJECTION_MIN_FEATURES, ProjectedKnnMatrix
+    from ivis.data.neighbour_retrieval.knn import ProjectedKnnMatrix
+    from ivis.data.projection import PROJECTION_DIMS, PROJECTION_MIN_FEATURES
 
     X, _ = _wide_sparse()
     assert X.shape[1] > PROJECTION_MIN_FEATURES

@@ -10,13 +10,14 @@ import warnings
 
 import numpy as np
 
-from ivis.data.neighbour_retrieval.clustered import check_clustered_metric
-from ivis.data.neighbour_retrieval.knn import ANNOY_METRICS
-from ivis.data.triplets import SHUFFLE_MODES
-
+# The valid values of the name parameters. Only names live here, so that checking parameters
+# imports neither Annoy nor Keras; the modules that implement them take their names from here.
 NETWORK_NAMES = ("szubert", "hinton", "maaten")
 NEGATIVE_SAMPLING = ("in_batch", "all_rows")
 NEIGHBOUR_SEARCHES = ("annoy", "clustered")
+ANNOY_METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
+CLUSTERED_METRICS = ("angular", "euclidean")
+SHUFFLE_MODES = (True, False, "batch")
 
 
 def _is_int(value):
@@ -106,20 +107,12 @@ def check_core_params(estimator):
             f"Unknown neighbour_search {estimator.neighbour_search!r}. Valid values are: "
             f"{', '.join(map(repr, NEIGHBOUR_SEARCHES))}."
         )
-    if estimator.knn_distance_metric not in ANNOY_METRICS:
-        raise ValueError(
-            f"Unknown knn_distance_metric {estimator.knn_distance_metric!r}. Valid metrics are: "
-            f"{', '.join(ANNOY_METRICS)}."
-        )
+    check_metric(estimator.knn_distance_metric)
     if estimator.neighbour_search == "clustered":
         check_clustered_settings(estimator)
     model = estimator.model
     if isinstance(model, str):
-        if model not in NETWORK_NAMES:
-            raise ValueError(
-                f"Unknown model {model!r}. Valid names are: {', '.join(NETWORK_NAMES)}; or pass a "
-                "keras.Model to use as the base network."
-            )
+        check_model_name(model)
     elif not (hasattr(model, "layers") and callable(model)):
         raise TypeError(f"model must be one of {', '.join(NETWORK_NAMES)} or a keras.Model; got {type(model).__name__}.")
     from ivis.nn.losses import triplet_loss  # deferred: imports Keras
@@ -130,6 +123,30 @@ def check_core_params(estimator):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
     if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):
         raise TypeError("callbacks must be a list of keras.callbacks.Callback objects or None.")
+
+
+def check_metric(metric):
+    """Raise unless ``metric`` is one of :data:`ANNOY_METRICS`."""
+    if metric not in ANNOY_METRICS:
+        raise ValueError(f"Unknown knn_distance_metric {metric!r}. Valid metrics are: {', '.join(ANNOY_METRICS)}.")
+
+
+def check_clustered_metric(metric):
+    """Raise a ValueError naming the valid metrics unless ``metric`` is one of :data:`CLUSTERED_METRICS`."""
+    if metric not in CLUSTERED_METRICS:
+        raise ValueError(
+            f"neighbour_search='clustered' supports knn_distance_metric {' or '.join(map(repr, CLUSTERED_METRICS))}; "
+            f"got {metric!r}. Use neighbour_search='annoy' for this metric."
+        )
+
+
+def check_model_name(model):
+    """Raise unless ``model`` names one of the base networks (:data:`NETWORK_NAMES`)."""
+    if model not in NETWORK_NAMES:
+        raise ValueError(
+            f"Unknown model {model!r}. Valid names are: {', '.join(NETWORK_NAMES)}; or pass a "
+            "keras.Model to use as the base network."
+        )
 
 
 def check_random_state(random_state):

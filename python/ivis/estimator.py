@@ -1,8 +1,13 @@
-"""The :class:`Ivis` estimator."""
+"""The :class:`Ivis` estimator: parameters, checks and the public methods of a fitted model.
 
-import contextlib
+The estimator stores its parameters and fitted attributes and orchestrates a fit; the work
+happens in modules that know nothing of it: neighbour search
+(:mod:`ivis.data.neighbour_retrieval.search`), the training engine (:mod:`ivis.engine`),
+parameter checks (:mod:`ivis._params`), seeds (:mod:`ivis._seeds`) and model folders
+(:mod:`ivis.persistence`).
+"""
+
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -11,34 +16,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ivis import _params
-from ivis._version import __version__
+from ivis import _params, engine, persistence
+from ivis._seeds import draw_seed, stage_seed
 from ivis.data.inputs import ArraySource, as_row_source
-from ivis.persistence import (
-    FILESYSTEM_PARAMS,
-    MANIFEST_FILE,
-    ModelFolderError,
-    bytes_to_folder,
-    folder_to_bytes,
-    random_states,
-    read_model_folder,
-    read_network,
-    read_optimizer_variables,
-    restore_random_states,
-    write_model_folder,
-)
-
-# Rows embedded per network call in transform and score_samples.
-TRANSFORM_CHUNK_ROWS = 8192
-# In-memory training sets up to this size (as float32) are copied into the compiled training
-# step, which then looks rows up itself; larger ones, sparse and out-of-core data are fed
-# batch by batch from Python.
-IN_GRAPH_ROWS_MAX_BYTES = 2 * 1024**3
-# Held-out rows (validation_fraction) of data not held as an array are read once and kept in
-# memory up to this size (as float32); larger sets are read again every epoch.
-HELD_OUT_CACHE_BYTES = 256 * 1024**2
-# Training steps run per call into the compiled step when rows are looked up in-graph.
-STEPS_PER_EXECUTION = 16
+from ivis.data.neighbour_retrieval.search import NeighbourSettings, open_search
+from ivis.engine import TRANSFORM_CHUNK_ROWS, TrainingData, TrainingState
 
 # scikit-learn estimator checks that cannot apply to ivis, with the reason.
 EXPECTED_FAILED_CHECKS = {
@@ -49,25 +31,6 @@ EXPECTED_FAILED_CHECKS = {
     "check_transformer_data_not_an_array": "it fits the same estimator twice, and a second fit continues training",
     "check_methods_sample_order_invariance": "float32 network outputs differ by ~1e-6 with the row order of a batch (BLAS blocking), above the check's 1e-7 tolerance",
 }
-
-# Parameters that hold objects rather than settings, so they are not written to a model folder.
-_UNSAVED_PARAMS = ("callbacks", "neighbour_matrix")
-
-
-@contextlib.contextmanager
-def _python_random_seeded(seed):
-    """Seed Python's global ``random`` inside the block and give its state back afterwards.
-
-    Keras seeds each unseeded layer it creates (the layers of a user's model, when copied)
-    from the global ``random`` module; seeding it from the model's seed makes those layers
-    follow ``random_state`` and leaves the caller's random stream as it was.
-    """
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(state)
 
 
 def _targets(Y, y):
@@ -330,7 +293,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, embedding_dims)
         """
         source = self._fit(X, _targets(Y, y), shuffle_mode)
-        return self._embed(source)
+        return engine.embed(self.encoder_, source)
 
     def _fit(self, X, Y, shuffle_mode):
         _params.check_core_params(self)
@@ -338,52 +301,48 @@ class Ivis(TransformerMixin, BaseEstimator):
         source = as_row_source(X, min_rows=2)
         if source.in_memory:
             source.check_finite()
-        n_rows = source.n_rows
-        _params.check_batch_size(self.batch_size, n_rows)
+        _params.check_batch_size(self.batch_size, source.n_rows)
         warm = self._is_fitted()
-        if warm and tuple(source.row_shape) != tuple(self.input_shape_):
-            raise ValueError(
-                f"This model was fitted on rows of shape {tuple(self.input_shape_)}; X has rows of "
-                f"shape {source.row_shape}. Fitting again continues training, so the shape must "
-                "match; use sklearn.base.clone(model) to fit a new model on other data."
-            )
         if warm:
-            self._check_same_architecture()
-        keras = _import_keras()
-        targets, spec = self._prepare_targets(Y, n_rows, warm)
+            self._check_continuable(source)
+        _import_keras()
+        targets, spec = self._prepare_targets(Y, source.n_rows, warm)
         if not warm:
-            self._seed_ = self._draw_seed()
+            self._seed_ = draw_seed(self.random_state)
         targets, held_out = self._hold_out(targets, spec)
-
         start = time.perf_counter()
-        neighbours, cleanup = self._neighbours(source)
-        neighbour_seconds = time.perf_counter() - start
-        try:
+        with open_search(self.neighbour_search, self._neighbour_settings(), self.neighbour_matrix) as search:
+            neighbours = search.find(source)
+            self.neighbour_matrix_ = search.precomputed
+            neighbour_seconds = time.perf_counter() - start
             if not warm:
-                self._build(keras, source.row_shape, spec)
+                self._build(source.row_shape, spec)
             elif (spec is None) != (self.supervised_head_ is None):
                 raise ValueError(
                     "Fitting again continues training, so Y must be given exactly when the model was "
                     "trained with labels. Use sklearn.base.clone(model) to train a new model."
                 )
             start = time.perf_counter()
-            self._train(keras, source, neighbours, targets, shuffle_mode, held_out)
+            epoch_seconds = self._train(TrainingData(source, neighbours, targets, shuffle_mode, held_out))
             training_seconds = time.perf_counter() - start
-        finally:
-            cleanup()
-        epochs_run = len(self._last_epoch_seconds)
         self.timings_ = {
             "neighbours": neighbour_seconds,
             "training": training_seconds,
-            "epochs": epochs_run,
-            "seconds_per_epoch": float(np.mean(self._last_epoch_seconds)) if epochs_run else float("nan"),
+            "epochs": len(epoch_seconds),
+            "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else float("nan"),
         }
         return source
 
-    def _check_same_architecture(self):
-        """Refuse parameters that describe another network than the one a new fit would continue."""
+    def _check_continuable(self, source):
+        """Refuse data or parameters that describe another network than the one a new fit would continue."""
         fitted_dims = int(self.encoder_.outputs[0].shape[-1])
         base_name = self.encoder_.layers[1].name
+        if tuple(source.row_shape) != tuple(self.input_shape_):
+            raise ValueError(
+                f"This model was fitted on rows of shape {tuple(self.input_shape_)}; X has rows of "
+                f"shape {source.row_shape}. Fitting again continues training, so the shape must "
+                "match; use sklearn.base.clone(model) to fit a new model on other data."
+            )
         if self.embedding_dims != fitted_dims:
             changed = f"embedding_dims is {self.embedding_dims} but the trained encoder outputs {fitted_dims} dimensions"
         elif isinstance(self.model, str) and self.model != base_name:
@@ -398,18 +357,6 @@ class Ivis(TransformerMixin, BaseEstimator):
 
     def _is_fitted(self):
         return getattr(self, "encoder_", None) is not None
-
-    def _draw_seed(self):
-        if self.random_state is None:
-            return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(0, 2**31 - 1))
-        return int(self.random_state)
-
-    def _sub_seed(self, purpose):
-        """A seed for one purpose, derived from the model's seed."""
-        offsets = {"annoy": 1, "weights": 2, "sampling": 3, "validation": 4, "clusters": 5}
-        return int(np.random.SeedSequence([self._seed_, offsets[purpose]]).generate_state(1)[0] >> 1)
 
     def _prepare_targets(self, Y, n_rows, warm):
         if Y is None:
@@ -441,235 +388,63 @@ class Ivis(TransformerMixin, BaseEstimator):
         from ivis.supervision import hold_out_labelled_rows
 
         training_targets, held_out = hold_out_labelled_rows(
-            targets, spec, self.validation_fraction, self._sub_seed("validation")
+            targets, spec, self.validation_fraction, stage_seed(self._seed_, "validation")
         )
         self.validation_indices_ = held_out
         return training_targets, (held_out, targets[held_out])
 
-    # ------------------------------------------------------------- neighbours
-
-    def _neighbours(self, source):
-        """Return ``(neighbours, cleanup)`` for training on ``source``."""
-        n_rows = source.n_rows
-        if self.neighbour_matrix is not None:
-            neighbours = _params.check_neighbour_matrix(self.neighbour_matrix, n_rows)
-            self.neighbour_matrix_ = neighbours if isinstance(neighbours, np.ndarray) else None
-            return neighbours, lambda: None
-        _params.check_k(self.k, n_rows)
-        if self.neighbour_search == "clustered":
-            return self._clustered_neighbours(source), lambda: None
-        from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
-
-        n_trees = _params.resolve_n_trees(self.n_trees, self.ntrees)
-        temporary_dir = None
-        if self.annoy_index_path is not None and os.path.isfile(self.annoy_index_path):
-            matrix = AnnoyKnnMatrix.load(
-                os.fspath(self.annoy_index_path), source.shape, k=self.k, metric=self.knn_distance_metric,
-                search_k=self.search_k, verbose=self.verbose > 0, data=source,
-            )
-        else:
-            if self.annoy_index_path is not None:
-                path = os.fspath(self.annoy_index_path)
-            else:
-                temporary_dir = tempfile.mkdtemp(prefix="ivis-annoy-")
-                path = os.path.join(temporary_dir, "annoy.index")
-            # Without precompute, memory is what the user is saving: Annoy's tree building holds
-            # about 32 bytes per row per thread, so the index is built with one thread.
-            try:
-                matrix = AnnoyKnnMatrix.build(
-                    source, path, k=self.k, metric=self.knn_distance_metric, search_k=self.search_k,
-                    ntrees=n_trees, build_index_on_disk=self.build_index_on_disk, verbose=self.verbose,
-                    random_state=self._sub_seed("annoy"), n_jobs=-1 if self.precompute else 1,
-                )
-            except BaseException:
-                if temporary_dir is not None:
-                    shutil.rmtree(temporary_dir, ignore_errors=True)
-                raise
-
-        def cleanup():
-            if temporary_dir is not None:
-                matrix.delete_index(parent=True)
-            else:
-                matrix.unload()
-
-        if self.precompute:
-            try:
-                neighbours = matrix.get_neighbour_indices()
-            finally:
-                cleanup()
-            self.neighbour_matrix_ = neighbours
-            return neighbours, lambda: None
-        self.neighbour_matrix_ = None
-        return matrix, cleanup
-
-    def _clustered_neighbours(self, source):
-        """The neighbour matrix of ``source`` found by ``neighbour_search='clustered'``."""
-        from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
-
-        if not isinstance(source, ArraySource):
-            kind = type(source.data)
-            raise ValueError(
-                f"neighbour_search='clustered' needs X as a dense array in memory; X is a "
-                f"{kind.__module__}.{kind.__name__}. "
-                "Load it as one if it fits in memory (np.asarray(X, dtype=np.float32)), or use "
-                "neighbour_search='annoy' (the default), which reads data in chunks."
-            )
-        rows = source.data.reshape(source.n_rows, -1)
-        neighbours = clustered_neighbours(
-            rows, self.k, self.knn_distance_metric, random_state=self._sub_seed("clusters"), verbose=self.verbose > 0
+    def _neighbour_settings(self):
+        return NeighbourSettings(
+            k=self.k, metric=self.knn_distance_metric, n_trees=_params.resolve_n_trees(self.n_trees, self.ntrees),
+            search_k=self.search_k, precompute=self.precompute, index_path=self.annoy_index_path,
+            build_index_on_disk=self.build_index_on_disk, verbose=self.verbose, seed=self._seed_,
         )
-        self.neighbour_matrix_ = neighbours
-        return neighbours
 
     # --------------------------------------------------------------- networks
 
-    def _build(self, keras, row_shape, spec):
-        from ivis.nn import network
-
+    def _build(self, row_shape, spec):
         # Seeded even without random_state (then from fresh entropy): an unseeded Keras layer
         # would draw its seed from Python's global random module.
-        seed = self._sub_seed("weights")
-        if isinstance(self.model, str):
-            base = network.base_network(self.model, row_shape, seed=seed)
-        else:
-            with _python_random_seeded(seed):
-                base = network.copy_user_model(self.model)
-        self.encoder_ = network.build_encoder(base, row_shape, self.embedding_dims, seed=seed)
-        self.supervised_head_ = None if spec is None else self._build_head(keras, spec, seed)
+        seed = stage_seed(self._seed_, "weights")
+        self.encoder_, self.supervised_head_ = engine.build_networks(self.model, row_shape, self.embedding_dims, spec, seed)
         self.input_shape_ = tuple(int(s) for s in row_shape)
         self.n_features_in_ = int(np.prod(self.input_shape_))
         self.loss_history_ = []
         self.validation_loss_history_ = []
-        self._training_state_ = {"epochs_trained": 0, "complete": True, "early_stopping": None}
-        self._compile(keras)
+        self._training = TrainingState()
+        self._compile()
 
-    def _build_head(self, keras, spec, seed):
-        regularizer = keras.regularizers.L2(0.01) if spec.metric_name == "categorical_hinge" else None
-        head = keras.Sequential(
-            [
-                keras.Input(shape=(self.embedding_dims,)),
-                keras.layers.Dense(
-                    spec.n_outputs, activation=spec.activation, kernel_regularizer=regularizer,
-                    kernel_initializer=keras.initializers.GlorotUniform(seed=None if seed is None else seed + 2000),
-                    name="supervised_output",
-                ),
-            ],
-            name="supervised_head",
-        )
-        return head
+    def _networks(self):
+        return engine.Networks(self.encoder_, self.supervised_head_, getattr(self, "model_", None))
 
-    def _losses(self, keras):
-        from ivis.nn.losses import KerasTripletLoss, MaskedSupervisedLoss, triplet_loss
+    def _loss_settings(self):
+        spec = getattr(self, "_target_spec_", None) if self.supervised_head_ is not None else None
+        return engine.LossSettings(self.distance, self.supervision_metric, self.supervision_weight, spec)
 
-        triplet = KerasTripletLoss(triplet_loss(self.distance))
-        if self.supervised_head_ is None:
-            return triplet, None
-        spec = self._target_spec_
-        from ivis.supervision import resolve_metric
+    def _compile(self):
+        self.model_ = engine.compile_networks(self._networks(), self._loss_settings(), self.learning_rate, self.weight_decay)
 
-        fn, _ = resolve_metric(self.supervision_metric)
-        supervised = MaskedSupervisedLoss(fn, sparse=spec.kind == "sparse")
-        return [triplet, supervised], [1.0 - self.supervision_weight, self.supervision_weight]
-
-    def _compile(self, keras):
-        from ivis.nn.network import triplet_network
-
-        self.model_ = triplet_network(self.encoder_, self.supervised_head_)
-        loss, weights = self._losses(keras)
-        self.model_.compile(optimizer=self._optimizer(keras), loss=loss, loss_weights=weights)
-
-    def _optimizer(self, keras):
-        optimizer = keras.optimizers.Adam()
-        # Weight decay applies to the base network's kernels only: shrinking the embedding
-        # layer or the head would shrink every prediction towards zero.
-        outputs = [self.encoder_.get_layer("embedding")] + ([self.supervised_head_] if self.supervised_head_ else [])
-        optimizer.exclude_from_weight_decay(
-            var_list=[v for layer in outputs for v in layer.trainable_variables], var_names=["bias"]
-        )
-        self._apply_optimizer_params(optimizer)
-        return optimizer
-
-    def _apply_optimizer_params(self, optimizer):
-        """Give ``optimizer`` this estimator's learning rate and weight decay."""
-        optimizer.learning_rate = self.learning_rate
-        optimizer.weight_decay = float(self.weight_decay) if self.weight_decay else None
-
-    # --------------------------------------------------------------- training
-
-    def _train(self, keras, source, neighbours, targets, shuffle_mode, held_out=None):
-        from ivis.nn.training import (
-            EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TrainingRecorder, TripletBatches,
-            fit_triplets,
-        )
-
-        state = self._training_state_
-        resuming = not state["complete"]
-        initial_epoch = state["epochs_trained"]
-        total_epochs = self.epochs if resuming else initial_epoch + self.epochs
-        stopping_state = (state.get("early_stopping") or {}) if resuming else {}
-        best = stopping_state.get("best")
-        early_stopping = EarlyStoppingOnLoss(
-            self.n_epochs_without_progress, best=np.inf if best is None else best, wait=stopping_state.get("wait", 0),
-            monitor="loss" if held_out is None else "val_loss", restore_best_weights=held_out is not None,
-        )
-        validation = [] if held_out is None else [self._held_out_loss(keras, source, *held_out)]
-        progress = EpochProgress(total_epochs, initial_epoch, show=self.verbose > 0)
+    def _train(self, data):
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
             if callable(getattr(callback, "register_ivis_model", None)):
                 callback.register_ivis_model(self)
-        rows_in_graph = isinstance(source, ArraySource) and source.data.nbytes <= IN_GRAPH_ROWS_MAX_BYTES
-        # Other anchors are uniformly drawn rows only when the anchors are shuffled.
-        in_batch = self.negative_sampling == "in_batch" and shuffle_mode is True
-        batches = TripletBatches(
-            source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
-            indices_only=rows_in_graph, in_batch_negatives=in_batch,
-        )
         self.loss_history_ = list(self.loss_history_)
         self.validation_loss_history_ = list(getattr(self, "validation_loss_history_", []))
-        callbacks = [
-            EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping, TrainingRecorder(self, early_stopping),
-            progress, *user_callbacks,
-        ]
-        # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
-        stopped = resuming and early_stopping.wait >= early_stopping.patience
-        if initial_epoch < total_epochs and not stopped:
-            self._apply_optimizer_params(self.model_.optimizer)  # set_params may have changed them
-            trainer = self._trainer(keras, source.data if rows_in_graph else None, in_batch)
-            fit_triplets(trainer, self.model_, batches, callbacks, total_epochs, initial_epoch)
-        self._training_state_ = {**self._training_state_, "complete": True}
-        self._last_epoch_seconds = progress.epoch_seconds
-
-    def _held_out_loss(self, keras, source, rows, targets):
-        """The callback that measures the supervised loss on the held-out ``rows`` of ``source``."""
-        from ivis.nn.training import HeldOutLoss
-
-        if not isinstance(source, ArraySource) and len(rows) * source.n_features * 4 <= HELD_OUT_CACHE_BYTES:
-            # Read held-out rows from disk (or densify them) once, not every epoch.
-            source, rows = ArraySource(source.get_batch(rows)), np.arange(len(rows))
-        supervised_loss = self._losses(keras)[0][1]
-        return HeldOutLoss(lambda: self._score_rows(source, rows), targets, supervised_loss)
-
-    def _trainer(self, keras, rows, in_batch):
-        """The model to fit: ``model_`` itself, or one sharing its weights and optimizer.
-
-        ``rows`` (the training set, for data held in the graph) makes the trainer take row
-        indices; ``in_batch`` makes it reuse anchors' embeddings as negatives.
-        """
-        from ivis.nn.network import in_batch_trainer, row_index_trainer
-
-        if in_batch:
-            trainer = in_batch_trainer(self.encoder_, self.supervised_head_, rows)
-        elif rows is not None:
-            trainer = row_index_trainer(self.model_, rows)
-        else:
-            return self.model_
-        loss, weights = self._losses(keras)
-        trainer.compile(
-            optimizer=self.model_.optimizer, loss=loss, loss_weights=weights,
-            steps_per_execution=STEPS_PER_EXECUTION if rows is not None else 1,
+        run = engine.RunSettings(
+            batch_size=self.batch_size, epochs=self.epochs, patience=self.n_epochs_without_progress,
+            negative_sampling=self.negative_sampling, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, verbose=self.verbose, sampling_seed=stage_seed(self._seed_, "sampling"),
         )
-        return trainer
+        history = engine.TrainingHistory(self.loss_history_, self.validation_loss_history_)
+        return engine.train(self._networks(), self._loss_settings(), run, data, self._training, history, user_callbacks)
+
+    @property
+    def _training_state_(self):
+        """The training state as the manifest's ``training`` object (read-only)."""
+        if getattr(self, "_training", None) is None:
+            raise AttributeError("_training_state_")
+        return self._training.as_manifest()
 
     # ------------------------------------------------------------- embedding
 
@@ -686,30 +461,6 @@ class Ivis(TransformerMixin, BaseEstimator):
             source.check_finite()
         return source
 
-    def _embed(self, source, network=None):
-        from keras import ops
-
-        network = network or self.encoder_
-        out = None
-        for start, chunk in source.iter_chunks(TRANSFORM_CHUNK_ROWS):
-            # A direct call, not predict_on_batch: no function is traced per chunk shape.
-            values = ops.convert_to_numpy(network(chunk, training=False))
-            if out is None:
-                out = np.empty((source.n_rows,) + values.shape[1:], dtype=np.float32)
-            out[start:start + len(values)] = values
-        return out
-
-    def _score_rows(self, source, rows):
-        """The supervised head's predictions for ``rows`` of ``source``."""
-        from keras import ops
-
-        out = []
-        for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS):
-            chunk = source.get_batch(rows[start:start + TRANSFORM_CHUNK_ROWS])
-            embedding = self.encoder_(chunk, training=False)
-            out.append(ops.convert_to_numpy(self.supervised_head_(embedding, training=False)))
-        return np.concatenate(out)
-
     def transform(self, X):
         """Embed ``X`` with the trained network.
 
@@ -722,7 +473,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, embedding_dims)
         """
-        return self._embed(self._check_transform_input(X))
+        return engine.embed(self.encoder_, self._check_transform_input(X))
 
     # ------------------------------------------------- streaming transform
     # Embeddings of data larger than memory: written chunk by chunk to disk, or yielded per
@@ -766,17 +517,15 @@ class Ivis(TransformerMixin, BaseEstimator):
         ...     model.transform_to(f["X"], ("embedding.h5", "ivis"))
         >>> model.transform_to(X, "embedding.npy")                    # doctest: +SKIP
         """
-        from ivis._params import check_int
-        from ivis.data.inputs import ArraySource
         from ivis.data.outputs import open_output
 
         source = self._check_transform_input(X)
-        check_int("chunk_rows", chunk_rows, 1)
+        _params.check_int("chunk_rows", chunk_rows, 1)
         dims = int(self.encoder_.outputs[0].shape[-1])
         target, finish = open_output(out, (source.n_rows, dims), chunk_rows)
         try:
             for start, chunk in source.iter_chunks(chunk_rows):
-                target[start:start + len(chunk)] = self._embed(ArraySource(chunk))
+                target[start:start + len(chunk)] = engine.embed(self.encoder_, ArraySource(chunk))
         finally:
             finish()
         return out
@@ -813,7 +562,7 @@ class Ivis(TransformerMixin, BaseEstimator):
 
     def _embed_chunks(self, chunks):
         for chunk in chunks:
-            yield self._embed(self._check_transform_input(chunk))
+            yield engine.embed(self.encoder_, self._check_transform_input(chunk))
 
     # --------------------------------------------- end of streaming transform
 
@@ -837,46 +586,9 @@ class Ivis(TransformerMixin, BaseEstimator):
                 "score_samples needs a supervised model, but this one was fitted without Y. "
                 "Fit with labels, e.g. model.fit(X, Y)."
             )
-        embeddings = self._embed(source)
-        return self._embed(as_row_source(embeddings), self.supervised_head_)
+        return engine.score(self._networks(), source)
 
     # ------------------------------------------------------------ persistence
-
-    def _manifest(self):
-        import keras
-
-        params = {key: value for key, value in self.get_params(deep=False).items() if key not in _UNSAVED_PARAMS}
-        if not isinstance(params["model"], str):
-            params["model"] = None
-        if not isinstance(params["distance"], str):
-            from ivis.nn.losses import loss_name
-
-            params["distance"] = loss_name(params["distance"])
-        if not isinstance(params["supervision_metric"], str):
-            params["supervision_metric"] = getattr(params["supervision_metric"], "__name__", None)
-        if isinstance(params["random_state"], np.random.RandomState):
-            params["random_state"] = None
-        spec = getattr(self, "_target_spec_", None) if self.supervised_head_ is not None else None
-        return {
-            "ivis_version": __version__,
-            "keras_version": keras.__version__,
-            "backend": keras.backend.backend(),
-            "params": params,
-            "fitted": {
-                "input_shape": list(self.input_shape_),
-                "n_features_in": self.n_features_in_,
-                "loss_history": self.loss_history_,
-                "validation_loss_history": self.validation_loss_history_,
-                "seed": self._seed_,
-                "classes": None if getattr(self, "classes_", None) is None else self.classes_.tolist(),
-                "target": None if spec is None else {"kind": spec.kind, "n_outputs": spec.n_outputs, "metric_name": spec.metric_name},
-                "random_states": {
-                    "encoder": random_states(self.encoder_),
-                    "supervised_head": None if self.supervised_head_ is None else random_states(self.supervised_head_),
-                },
-            },
-            "training": self._training_state_,
-        }
 
     def save_model(self, folder_path, save_format="h5", overwrite=False):
         """Save the fitted model to a folder (see :mod:`ivis.persistence` for its layout).
@@ -914,8 +626,13 @@ class Ivis(TransformerMixin, BaseEstimator):
         if save_format not in ("h5", "tf", "keras"):
             raise ValueError(f"save_format must be 'h5', 'tf' or 'keras'; got {save_format!r}.")
         optimizer_variables = [np.asarray(v) for v in self.model_.optimizer.variables]
-        write_model_folder(
-            folder_path, self._manifest(), self.encoder_, self.supervised_head_, optimizer_variables, overwrite
+        fitted = persistence.FittedRecord(
+            self.input_shape_, self.n_features_in_, self.loss_history_, self.validation_loss_history_, self._seed_,
+            getattr(self, "classes_", None), getattr(self, "_target_spec_", None),
+        )
+        manifest = persistence.build_manifest(self.get_params(deep=False), self._networks(), fitted, self._training)
+        persistence.write_model_folder(
+            folder_path, manifest, self.encoder_, self.supervised_head_, optimizer_variables, overwrite
         )
 
     def load_model(self, folder_path):
@@ -943,124 +660,65 @@ class Ivis(TransformerMixin, BaseEstimator):
             If the folder is not an ivis model, is corrupt or unsafe (the message names the
             file and the field), or needs a newer ivis.
         """
-        keras = _import_keras()
-        contents = read_model_folder(folder_path)
-        manifest = contents.manifest
-        manifest_path = os.path.join(os.fspath(folder_path), MANIFEST_FILE)
-        params = {k: v for k, v in manifest["params"].items() if k not in FILESYSTEM_PARAMS and k not in _UNSAVED_PARAMS}
-        fitted = manifest["fitted"]
-        custom_loss = self.distance if callable(self.distance) else None
+        _import_keras()
         from ivis.nn.losses import available_losses
 
-        saved_distance = params.get("distance")
-        if custom_loss is None and saved_distance not in available_losses():
-            raise ModelFolderError(
-                f"The model was trained with the custom loss {saved_distance!r}. Create the estimator "
-                f"with it before loading: Ivis(distance=<your loss function>).load_model(path), or "
-                "register it with ivis.nn.losses.register_loss."
-            )
-        self._check_saved_params(params, custom_loss, manifest_path)
-        encoder = read_network(contents, "encoder")
-        head = read_network(contents, "supervised_head") if "supervised_head" in manifest["files"] else None
-        self._check_saved_networks(folder_path, encoder, head, fitted, params)
-        saved_random = fitted.get("random_states") or {}
-        restore_random_states(encoder, saved_random.get("encoder"), folder_path)
-        if head is not None:
-            restore_random_states(head, saved_random.get("supervised_head"), folder_path)
-        contents.verify()
-        for key, value in params.items():
+        custom_loss = self.distance if callable(self.distance) else None
+        saved = persistence.read_model(folder_path, available_losses(), custom_loss, self._check_saved_params)
+        for key, value in saved.params.items():
             setattr(self, key, value)
         if custom_loss is not None:
             self.distance = custom_loss
-        if params.get("model") is None:
-            self.model = encoder.layers[1]
-        self.encoder_ = encoder
-        self.supervised_head_ = head
-        self.input_shape_ = tuple(fitted["input_shape"])
-        self.n_features_in_ = int(fitted["n_features_in"])
-        self.loss_history_ = [float(v) for v in fitted["loss_history"]]
-        self.validation_loss_history_ = [float(v) for v in fitted.get("validation_loss_history", [])]
-        self.validation_indices_ = None
-        self._seed_ = int(fitted["seed"])
-        if fitted.get("classes") is not None:
-            self.classes_ = np.asarray(fitted["classes"])
-        target = fitted.get("target")
-        if head is not None and target:
-            from ivis.supervision import TargetSpec
-
-            self._target_spec_ = TargetSpec(target["kind"], target["n_outputs"], target["metric_name"], getattr(self, "classes_", None))
-        self._training_state_ = dict(manifest.get("training") or {"epochs_trained": len(self.loss_history_), "complete": True})
-        self.neighbour_matrix_ = None
-        self._compile(keras)
-        optimizer = self.model_.optimizer
-        optimizer.build(self.model_.trainable_variables)
-        shapes = [tuple(v.shape) for v in optimizer.variables]
-        self._restore_optimizer(read_optimizer_variables(contents, shapes), folder_path)
+        if saved.params.get("model") is None:
+            self.model = saved.encoder.layers[1]
+        self._set_fitted(saved)
+        self._compile()
+        persistence.restore_optimizer(self.model_, saved)
         return self
 
-    def _check_saved_params(self, params, custom_loss, manifest_path):
+    def _set_fitted(self, saved):
+        """Take the fitted attributes of a model read from a folder."""
+        fitted = saved.fitted
+        self.encoder_ = saved.encoder
+        self.supervised_head_ = saved.head
+        self.input_shape_ = fitted.input_shape
+        self.n_features_in_ = fitted.n_features_in
+        self.loss_history_ = fitted.loss_history
+        self.validation_loss_history_ = fitted.validation_loss_history
+        self.validation_indices_ = None
+        self._seed_ = fitted.seed
+        if fitted.classes is not None:
+            self.classes_ = fitted.classes
+        if fitted.target_spec is not None:
+            self._target_spec_ = fitted.target_spec
+        self._training = saved.training
+        self.neighbour_matrix_ = None
+
+    def _check_saved_params(self, params, manifest_path):
         """Check the saved parameters as ``fit`` would, naming the manifest field, before any is set."""
         valid = self.get_params(deep=False)
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise ModelFolderError(f"The manifest {manifest_path!r} is invalid: field 'params.{unknown[0]}' is not an ivis parameter.")
+            raise persistence.ModelFolderError(f"The manifest {manifest_path!r} is invalid: field 'params.{unknown[0]}' is not an ivis parameter.")
         merged = {**valid, **params, "callbacks": None}
-        if custom_loss is not None:
-            merged["distance"] = custom_loss
+        if callable(self.distance):
+            merged["distance"] = self.distance
         if merged.get("model") is None:
             merged["model"] = _params.NETWORK_NAMES[0]  # a custom network comes from the archive
         try:
             _params.check_core_params(type(self)(**merged))
         except (ValueError, TypeError) as error:
-            raise ModelFolderError(f"The manifest {manifest_path!r} is invalid: in its field 'params': {error}") from None
-
-    @staticmethod
-    def _check_saved_networks(folder_path, encoder, head, fitted, params):
-        """Check that the saved networks are the ones the manifest describes."""
-        encoder_in = tuple(encoder.inputs[0].shape[1:])
-        encoder_out = encoder.outputs[0].shape[-1]
-        problems = []
-        if encoder_in != tuple(fitted["input_shape"]):
-            problems.append(f"the encoder takes rows of shape {encoder_in}, the manifest says {tuple(fitted['input_shape'])}")
-        if params.get("embedding_dims") is not None and encoder_out != params["embedding_dims"]:
-            problems.append(f"the encoder outputs {encoder_out} dimensions, the manifest says {params['embedding_dims']}")
-        if head is not None and head.inputs[0].shape[-1] != encoder_out:
-            problems.append(f"the supervised head takes {head.inputs[0].shape[-1]} dimensions, the encoder outputs {encoder_out}")
-        target = fitted.get("target")
-        if head is not None and target and head.outputs[0].shape[-1] != target["n_outputs"]:
-            problems.append(
-                f"the supervised head predicts {head.outputs[0].shape[-1]} outputs, the manifest's fitted.target "
-                f"and fitted.classes say {target['n_outputs']}"
-            )
-        if head is None and target:
-            problems.append("the manifest's fitted.target describes a supervised head, but the folder has none")
-        if problems:
-            raise ModelFolderError(
-                f"The model folder {os.fspath(folder_path)!r} is inconsistent: {'; '.join(problems)}. "
-                "It is corrupt or was assembled from different models."
-            )
-
-    def _restore_optimizer(self, values, folder_path):
-        if values is None:
-            return
-        variables = self.model_.optimizer.variables
-        if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
-            raise ModelFolderError(
-                f"The optimizer state in {os.fspath(folder_path)!r} does not match the saved networks; "
-                "the folder is corrupt or was assembled from different models."
-            )
-        for variable, value in zip(variables, values):
-            variable.assign(value)
+            raise persistence.ModelFolderError(f"The manifest {manifest_path!r} is invalid: in its field 'params': {error}") from None
 
     # ------------------------------------------------------------ pickling
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("model_", "encoder_", "supervised_head_", "_early_stopping")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("model_", "encoder_", "supervised_head_")}
         if self._is_fitted():
             folder = tempfile.mkdtemp(prefix="ivis-pickle-")
             try:
                 self.save_model(os.path.join(folder, "model"))
-                state["_packed_model"] = folder_to_bytes(os.path.join(folder, "model"))
+                state["_packed_model"] = persistence.folder_to_bytes(os.path.join(folder, "model"))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         return state
@@ -1071,7 +729,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         if packed is not None:
             folder = tempfile.mkdtemp(prefix="ivis-unpickle-")
             try:
-                bytes_to_folder(packed, folder)
+                persistence.bytes_to_folder(packed, folder)
                 distance = self.distance
                 self.load_model(folder)
                 self.distance = distance

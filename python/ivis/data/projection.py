@@ -21,12 +21,13 @@ growing with them beyond the neighbour matrix itself. A precomputed neighbour ma
 refined once through neighbours of neighbours (:func:`refine_neighbours`).
 
 Only neighbour retrieval sees the projection; the network is trained on the original rows.
+This module holds the arithmetic; the neighbour matrix that queries a projected index is
+:class:`~ivis.data.neighbour_retrieval.knn.ProjectedKnnMatrix`.
 """
 
 import numpy as np
 
-from ivis.data.inputs import DEFAULT_CHUNK_ROWS, RowSource, SparseSource, as_row_source
-from ivis.data.neighbour_retrieval.knn import AnnoyKnnMatrix
+from ivis.data.inputs import DEFAULT_CHUNK_ROWS, RowSource, SparseSource
 
 # Sparse inputs with more columns than this are indexed on a projection. Below it a dense
 # index row costs at most 16 KiB, and exact rows keep every near-tie in order.
@@ -286,115 +287,3 @@ def rerank(data, rows, candidates, k, metric):
         found = out[i, : n_valid[i]] if n_valid[i] else np.array([rows[i]])
         out[i] = np.resize(found, k)
     return out.astype(np.int32, copy=False)
-
-
-class ProjectedKnnMatrix(AnnoyKnnMatrix):
-    """Neighbours of very wide sparse rows: Annoy on a projection, re-ranked exactly.
-
-    The Annoy index holds the rows projected by :class:`ProjectedSource`. Each query asks it
-    for :func:`candidate_count` candidates, which :func:`rerank` orders by their exact
-    distance on the original rows; the ``k`` nearest are the neighbours. ``search_k`` applies
-    to the candidate search (-1: Annoy's ``n_trees * (candidates + 1)``).
-
-    Parameters
-    ----------
-    index, nrows, index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs
-        As for :class:`~ivis.data.neighbour_retrieval.knn.AnnoyKnnMatrix`.
-        ``include_distances`` gives the distances in the projection.
-    source : SparseSource
-        The original rows.
-    """
-
-    def __init__(
-        self,
-        index,
-        nrows,
-        index_path="annoy.index",
-        metric="angular",
-        k=150,
-        search_k=-1,
-        precompute=False,
-        include_distances=False,
-        verbose=False,
-        n_jobs=-1,
-        source=None,
-    ):
-        if source is None:
-            raise ValueError("ProjectedKnnMatrix needs the original rows as source=.")
-        self.source = as_row_source(source)
-        n_rows = int(nrows[0] if isinstance(nrows, tuple) else nrows)
-        self.n_candidates = candidate_count(k, n_rows)
-        nnz_per_row = max(1.0, self.source.data.nnz / max(1, n_rows))
-        self._rerank_rows = max(1, int(RERANK_NNZ // (self.n_candidates * nnz_per_row)))
-        super().__init__(
-            index, nrows, index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs
-        )
-
-    def _candidates(self, rows):
-        out = np.full((len(rows), self.n_candidates), -1, dtype=np.int64)
-        for i, row in enumerate(rows):
-            found = self.index.get_nns_by_item(int(row), self.n_candidates + 1, search_k=self.search_k)
-            found = [n for n in found if n != row][: self.n_candidates]
-            out[i, : len(found)] = found
-        return out
-
-    def _neighbours_of(self, rows):
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self._k), dtype=np.int32)
-        for start in range(0, len(rows), self._rerank_rows):
-            part = rows[start:start + self._rerank_rows]
-            out[start:start + len(part)] = rerank(
-                self.source.data, part, self._candidates(part), self._k, self.metric
-            )
-        return out
-
-    def _query(self, row):
-        return self._neighbours_of([row])[0].tolist()
-
-    def _query_range(self, start, stop):
-        return self._neighbours_of(np.arange(start, stop))
-
-    def get_batch(self, idx_seq):
-        """Return the neighbours of the rows in ``idx_seq`` as a ``(len, k)`` int32 array."""
-        idx_seq = np.asarray(idx_seq, dtype=np.int64)
-        if self.precomputed_neighbours is not None:
-            return self.precomputed_neighbours[idx_seq]
-        return self._neighbours_of(idx_seq)
-
-    def get_neighbour_indices(self, n_jobs=-1):
-        """Return the ``(nrows, k)`` int32 neighbour matrix, refined once.
-
-        After the parallel search, :func:`refine_neighbours` re-ranks each row's neighbours
-        of neighbours in one single-threaded pass; it took 3% of the search time on binary
-        prime-factor rows and 25% on denser count rows, and raised recall by 0.02 to 0.1.
-        """
-        neighbours = super().get_neighbour_indices(n_jobs)
-        nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))
-        width = self._k * (1 + min(REFINE_THROUGH, self._k))
-        rows_per_step = max(1, int(RERANK_NNZ // (width * nnz_per_row)))
-        return refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
-
-
-def projected_matrix_class(cls, data, metric):
-    """The neighbour-matrix class for ``data`` and the extra arguments it takes.
-
-    Parameters
-    ----------
-    cls : type
-        The class asked for (an :class:`AnnoyKnnMatrix` subclass).
-    data : object
-        The data, anything :func:`~ivis.data.inputs.as_row_source` accepts.
-    metric : str
-        The Annoy metric.
-
-    Returns
-    -------
-    (type, dict)
-        ``(cls, {})``, or :class:`ProjectedKnnMatrix` and ``{'source': source}`` when the
-        data is indexed on a projection.
-    """
-    source = as_row_source(data)
-    if not uses_projection(source, metric):
-        return cls, {}
-    matrix_class = cls if issubclass(cls, ProjectedKnnMatrix) else ProjectedKnnMatrix
-    return matrix_class, {"source": source}

@@ -9,11 +9,11 @@ computed already. Every function works on a whole batch of anchors at once.
 
 import numpy as np
 
+from ivis._params import SHUFFLE_MODES  # noqa: F401 - re-exported
+
 # Redraw rounds for negatives that hit the anchor or one of its neighbours. Each round draws
 # afresh for the remaining collisions only; with k << n almost none remain after one round.
 NEGATIVE_RETRIES = 10
-
-SHUFFLE_MODES = (True, False, "batch")
 
 
 def _index_dtype(n_rows):

@@ -9,18 +9,11 @@ anchor, positive and negative inputs and stacks the three embeddings for the tri
 import keras
 from keras import ops
 
-BASE_NETWORK_SIZES = {
-    "szubert": (128, 128, 128),
-    "hinton": (2000, 1000, 500),
-    "maaten": (500, 500, 2000),
-}
+from ivis._params import NETWORK_NAMES, check_model_name
+from ivis._seeds import layer_seed
+
+BASE_NETWORK_SIZES = dict(zip(NETWORK_NAMES, [(128, 128, 128), (2000, 1000, 500), (500, 500, 2000)]))
 DROPOUT_RATE = 0.1
-
-
-def _seed(seed, offset):
-    # A seeded Keras initializer draws the same values on every call, so each layer gets its
-    # own seed derived from the model's.
-    return None if seed is None else int(seed) + offset
 
 
 def dense_selu_network(input_shape, units, name, seed=None):
@@ -32,11 +25,11 @@ def dense_selu_network(input_shape, units, name, seed=None):
     x = inputs if len(input_shape) == 1 else keras.layers.Flatten()(inputs)
     for i, width in enumerate(units):
         if i > 0:
-            x = keras.layers.AlphaDropout(DROPOUT_RATE, seed=_seed(seed, 100 + i))(x)
+            x = keras.layers.AlphaDropout(DROPOUT_RATE, seed=layer_seed(seed, "dropout", i))(x)
         x = keras.layers.Dense(
             width,
             activation="selu",
-            kernel_initializer=keras.initializers.LecunNormal(seed=_seed(seed, i)),
+            kernel_initializer=keras.initializers.LecunNormal(seed=layer_seed(seed, "dense", i)),
         )(x)
     return keras.Model(inputs, x, name=name)
 
@@ -64,11 +57,7 @@ def base_network(model_name, input_shape, seed=None):
     ValueError
         If ``model_name`` is not one of the named networks (the message lists them).
     """
-    if model_name not in BASE_NETWORK_SIZES:
-        raise ValueError(
-            f"Unknown model {model_name!r}. Valid names are: {', '.join(BASE_NETWORK_SIZES)}; "
-            "or pass a keras.Model to use as the base network."
-        )
+    check_model_name(model_name)
     units = BASE_NETWORK_SIZES[model_name]
     return dense_selu_network(input_shape, units, model_name, seed)
 
@@ -95,7 +84,7 @@ def build_encoder(base, input_shape, embedding_dims, seed=None):
         features = keras.layers.Flatten()(features)
     embedding = keras.layers.Dense(
         embedding_dims,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, 1000)),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=layer_seed(seed, "embedding")),
         name="embedding",
     )(features)
     return keras.Model(inputs, embedding, name="encoder")

@@ -14,8 +14,6 @@ from tqdm.auto import tqdm
 
 from ivis.data.triplets import EpochAnchors, sample_triplets
 
-# Value of the label output for rows without a label (semi-supervised training).
-MISSING_LABEL = -1
 # Batches prepared ahead of the training step (TensorFlow backend; see input_pipeline).
 PREFETCH_BATCHES = 4
 
@@ -288,27 +286,35 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class TrainingRecorder(keras.callbacks.Callback):
-    """Record each finished epoch on the estimator as it happens.
+    """Record each finished epoch in the training history and state as it happens.
 
     The loss history and the resumable training state are therefore current whenever a
     later callback (a checkpoint, say) saves the model, and survive an interrupted run.
+
+    Parameters
+    ----------
+    history : ivis.engine.TrainingHistory
+        Its ``loss`` and ``validation_loss`` lists are appended to.
+    state : ivis.engine.TrainingState
+        Updated in place.
+    early_stopping : EarlyStoppingOnLoss
+        The stopping rule whose state is recorded.
     """
 
-    def __init__(self, estimator, early_stopping):
+    def __init__(self, history, state, early_stopping):
         super().__init__()
-        self.estimator = estimator
+        self.history = history
+        self.state = state
         self.early_stopping = early_stopping
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.estimator.loss_history_.append(float(logs.get("loss", float("nan"))))
+        self.history.loss.append(float(logs.get("loss", float("nan"))))
         if "val_loss" in logs:
-            self.estimator.validation_loss_history_.append(float(logs["val_loss"]))
-        self.estimator._training_state_ = {
-            "epochs_trained": int(epoch) + 1,
-            "complete": False,
-            "early_stopping": self.early_stopping.state(),
-        }
+            self.history.validation_loss.append(float(logs["val_loss"]))
+        self.state.epochs_trained = int(epoch) + 1
+        self.state.complete = False
+        self.state.early_stopping = self.early_stopping.state()
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -2,7 +2,7 @@
 
 An Annoy query on wide dense rows pays a full-width distance for every candidate it visits,
 one row at a time. This search instead groups the rows into clusters of about
-:data:`ROWS_PER_CLUSTER` (k-means on a :data:`PROJECTION_DIMS`-component PCA projection) and,
+:data:`ROWS_PER_CLUSTER` (k-means on a :data:`PCA_COMPONENTS`-component PCA projection) and,
 for all rows of a cluster at once, computes the exact distances to every row of the clusters
 whose mean rows are nearest, itself included, as one matrix product. The ``k`` best
 candidates of each row are kept. Data of up to :data:`EXHAUSTIVE_MAX_ROWS` rows (5,500) is
@@ -28,7 +28,8 @@ half the candidate's squared norm). The data must be a dense array in memory.
 import numpy as np
 from tqdm.auto import tqdm
 
-CLUSTERED_METRICS = ("angular", "euclidean")
+from ivis._params import CLUSTERED_METRICS, check_clustered_metric  # noqa: F401 - re-exported
+
 # Rows per cluster. Each cluster's rows are compared with the rows of the clusters nearest to it,
 # as many as keep TARGET_RECALL of the exact neighbours of RECALL_SAMPLE_ROWS rows drawn at
 # random (their exact neighbours cost RECALL_SAMPLE_ROWS rows' distances to all rows), and at
@@ -42,9 +43,9 @@ MIN_PROBED_CLUSTERS = 4
 # Up to this many rows every row is compared with all others: about the candidates of 20
 # clusters, none of the set-up, and the neighbours are exact.
 EXHAUSTIVE_MAX_ROWS = 20 * ROWS_PER_CLUSTER
-# Clusters are fitted on a PCA projection of PROJECTION_DIMS components (computed from at most
+# Clusters are fitted on a PCA projection of PCA_COMPONENTS components (computed from at most
 # PCA_ROWS rows): KMEANS_ITERATIONS Lloyd steps on at most FIT_ROWS rows (or 8 per cluster).
-PROJECTION_DIMS = 32
+PCA_COMPONENTS = 32
 PCA_ROWS = 20_000
 FIT_ROWS = 100_000
 KMEANS_ITERATIONS = 8
@@ -53,15 +54,6 @@ KMEANS_ITERATIONS = 8
 # memory of the search below about 100 MB.
 ASSIGN_CHUNK_ROWS = 16_384
 MAX_BLOCK_DISTANCES = 4_000_000
-
-
-def check_clustered_metric(metric):
-    """Raise a ValueError naming the valid metrics unless ``metric`` is one of them."""
-    if metric not in CLUSTERED_METRICS:
-        raise ValueError(
-            f"neighbour_search='clustered' supports knn_distance_metric {' or '.join(map(repr, CLUSTERED_METRICS))}; "
-            f"got {metric!r}. Use neighbour_search='annoy' for this metric."
-        )
 
 
 def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=False):
@@ -158,7 +150,7 @@ def _cluster(X, candidate_weight, rng):
     pca_rows = np.sort(rng.choice(n_rows, min(n_rows, PCA_ROWS), replace=False))
     sample = _directions(X[pca_rows], candidate_weight, pca_rows)
     mean = sample.mean(axis=0)
-    n_components = min(PROJECTION_DIMS, *sample.shape)
+    n_components = min(PCA_COMPONENTS, *sample.shape)
     _, _, components = randomized_svd(sample - mean, n_components, random_state=int(rng.integers(2**31 - 1)))
     components = np.ascontiguousarray(components.T, dtype=np.float32)
     # Rows are projected as (w x - mean) C = w (x C) - mean C, with w the metric's row weight,

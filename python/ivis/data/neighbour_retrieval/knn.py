@@ -16,9 +16,19 @@ import numpy as np
 from annoy import AnnoyIndex
 from tqdm.auto import tqdm
 
+from ivis._params import ANNOY_METRICS, check_metric  # noqa: F401 - ANNOY_METRICS re-exported
 from ivis.data.inputs import as_row_source
+from ivis.data.projection import (
+    REFINE_THROUGH,
+    RERANK_NNZ,
+    candidate_count,
+    index_rows,
+    index_width,
+    refine_neighbours,
+    rerank,
+    uses_projection,
+)
 
-ANNOY_METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
 
 # Rows per task in parallel neighbour extraction: large enough to amortise scheduling.
 _QUERY_CHUNK_ROWS = 2048
@@ -31,13 +41,6 @@ def resolve_n_jobs(n_jobs):
     if n_jobs < 0:
         return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
     return max(1, int(n_jobs))
-
-
-def check_metric(metric):
-    if metric not in ANNOY_METRICS:
-        raise ValueError(
-            f"Unknown knn_distance_metric {metric!r}. Valid metrics are: {', '.join(ANNOY_METRICS)}."
-        )
 
 
 class NeighbourMatrix(Sequence):
@@ -94,8 +97,6 @@ def build_annoy_index(
         The built index, already saved at ``path``.
     """
     check_metric(metric)
-    from ivis.data.projection import index_rows
-
     # Very wide sparse rows are indexed on a seeded random projection (ivis.data.projection).
     source = index_rows(as_row_source(X), metric, random_state)
     index = AnnoyIndex(source.n_features, metric)
@@ -202,18 +203,17 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         """Build an index on ``X`` at ``path`` and return the matrix that queries it.
 
         For very wide sparse ``X`` the index holds a random projection of the rows and the
-        matrix is a :class:`~ivis.data.projection.ProjectedKnnMatrix`, which re-ranks
+        matrix is a :class:`ProjectedKnnMatrix`, which re-ranks
         candidates on the original rows (see :mod:`ivis.data.projection`).
         """
         index = build_annoy_index(
             X, path, metric=metric, ntrees=ntrees, build_index_on_disk=build_index_on_disk,
             verbose=verbose, n_jobs=n_jobs, random_state=random_state,
         )
-        from ivis.data.projection import projected_matrix_class
-
         matrix_class, extra = projected_matrix_class(cls, X, metric)
         return matrix_class(
-            index, X.shape[0], path, metric, k, search_k, precompute, include_distances, verbose, n_jobs, **extra
+            index, X.shape[0], index_path=path, metric=metric, k=k, search_k=search_k, precompute=precompute,
+            include_distances=include_distances, verbose=verbose, n_jobs=n_jobs, **extra,
         )
 
     @classmethod
@@ -248,8 +248,6 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         n_features = int(np.prod(data_shape[1:]))
         matrix_class, extra = cls, {}
         if data is not None:
-            from ivis.data.projection import index_width, projected_matrix_class
-
             n_features = index_width(as_row_source(data), metric)
             matrix_class, extra = projected_matrix_class(cls, data, metric)
         index = AnnoyIndex(n_features, metric)
@@ -265,8 +263,8 @@ class AnnoyKnnMatrix(NeighbourMatrix):
                 f"has {data_shape[0]} rows. Build a new index for this data (annoy_index_path=None)."
             )
         return matrix_class(
-            index, data_shape[0], index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs,
-            **extra,
+            index, data_shape[0], index_path=index_path, metric=metric, k=k, search_k=search_k, precompute=precompute,
+            include_distances=include_distances, verbose=verbose, n_jobs=n_jobs, **extra,
         )
 
     def __len__(self):
@@ -353,3 +351,116 @@ class AnnoyKnnMatrix(NeighbourMatrix):
         if os.path.isfile(self.index_path):
             self.index = AnnoyIndex(self.n_features, self.metric)
             self.index.load(self.index_path)
+
+
+class ProjectedKnnMatrix(AnnoyKnnMatrix):
+    """Neighbours of very wide sparse rows: Annoy on a projection, re-ranked exactly.
+
+    The Annoy index holds the rows projected by :class:`~ivis.data.projection.ProjectedSource`. Each query asks it
+    for :func:`candidate_count` candidates, which :func:`rerank` orders by their exact
+    distance on the original rows; the ``k`` nearest are the neighbours. ``search_k`` applies
+    to the candidate search (-1: Annoy's ``n_trees * (candidates + 1)``).
+
+    Parameters
+    ----------
+    index, nrows, index_path, metric, k, search_k, precompute, include_distances, verbose, n_jobs
+        As for :class:`AnnoyKnnMatrix`.
+        ``include_distances`` gives the distances in the projection.
+    source : SparseSource
+        The original rows.
+    """
+
+    def __init__(
+        self,
+        index,
+        nrows,
+        index_path="annoy.index",
+        metric="angular",
+        k=150,
+        search_k=-1,
+        precompute=False,
+        include_distances=False,
+        verbose=False,
+        n_jobs=-1,
+        source=None,
+    ):
+        if source is None:
+            raise ValueError("ProjectedKnnMatrix needs the original rows as source=.")
+        self.source = as_row_source(source)
+        n_rows = int(nrows[0] if isinstance(nrows, tuple) else nrows)
+        self.n_candidates = candidate_count(k, n_rows)
+        nnz_per_row = max(1.0, self.source.data.nnz / max(1, n_rows))
+        self._rerank_rows = max(1, int(RERANK_NNZ // (self.n_candidates * nnz_per_row)))
+        super().__init__(
+            index, nrows, index_path=index_path, metric=metric, k=k, search_k=search_k, precompute=precompute,
+            include_distances=include_distances, verbose=verbose, n_jobs=n_jobs,
+        )
+
+    def _candidates(self, rows):
+        out = np.full((len(rows), self.n_candidates), -1, dtype=np.int64)
+        for i, row in enumerate(rows):
+            found = self.index.get_nns_by_item(int(row), self.n_candidates + 1, search_k=self.search_k)
+            found = [n for n in found if n != row][: self.n_candidates]
+            out[i, : len(found)] = found
+        return out
+
+    def _neighbours_of(self, rows):
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self._k), dtype=np.int32)
+        for start in range(0, len(rows), self._rerank_rows):
+            part = rows[start:start + self._rerank_rows]
+            out[start:start + len(part)] = rerank(
+                self.source.data, part, self._candidates(part), self._k, self.metric
+            )
+        return out
+
+    def _query(self, row):
+        return self._neighbours_of([row])[0].tolist()
+
+    def _query_range(self, start, stop):
+        return self._neighbours_of(np.arange(start, stop))
+
+    def get_batch(self, idx_seq):
+        """Return the neighbours of the rows in ``idx_seq`` as a ``(len, k)`` int32 array."""
+        idx_seq = np.asarray(idx_seq, dtype=np.int64)
+        if self.precomputed_neighbours is not None:
+            return self.precomputed_neighbours[idx_seq]
+        return self._neighbours_of(idx_seq)
+
+    def get_neighbour_indices(self, n_jobs=-1):
+        """Return the ``(nrows, k)`` int32 neighbour matrix, refined once.
+
+        After the parallel search, :func:`refine_neighbours` re-ranks each row's neighbours
+        of neighbours in one single-threaded pass; it took 3% of the search time on binary
+        prime-factor rows and 25% on denser count rows, and raised recall by 0.02 to 0.1.
+        """
+        neighbours = super().get_neighbour_indices(n_jobs)
+        nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))
+        width = self._k * (1 + min(REFINE_THROUGH, self._k))
+        rows_per_step = max(1, int(RERANK_NNZ // (width * nnz_per_row)))
+        return refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+
+
+def projected_matrix_class(cls, data, metric):
+    """The neighbour-matrix class for ``data`` and the extra arguments it takes.
+
+    Parameters
+    ----------
+    cls : type
+        The class asked for (an :class:`AnnoyKnnMatrix` subclass).
+    data : object
+        The data, anything :func:`~ivis.data.inputs.as_row_source` accepts.
+    metric : str
+        The Annoy metric.
+
+    Returns
+    -------
+    (type, dict)
+        ``(cls, {})``, or :class:`ProjectedKnnMatrix` and ``{'source': source}`` when the
+        data is indexed on a projection.
+    """
+    source = as_row_source(data)
+    if not uses_projection(source, metric):
+        return cls, {}
+    matrix_class = cls if issubclass(cls, ProjectedKnnMatrix) else ProjectedKnnMatrix
+    return matrix_class, {"source": source}

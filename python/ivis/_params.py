@@ -62,6 +62,17 @@ def check_non_negative(name, value, strictly=False):
         raise ValueError(f"{name} must be a number {'>' if strictly else '>='} 0; got {value!r}.")
 
 
+def resolve_n_jobs(n_jobs):
+    """Threads for ``n_jobs``: None or 1 is serial; -1 uses every core, -2 all but one (joblib's convention)."""
+    if n_jobs is None:
+        return 1
+    if not _is_int(n_jobs) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None; got {n_jobs!r}")
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return int(n_jobs)
+
+
 def check_shuffle_mode(shuffle_mode):
     if not any(shuffle_mode is mode or (isinstance(mode, str) and shuffle_mode == mode) for mode in SHUFFLE_MODES):
         raise ValueError(
@@ -83,7 +94,7 @@ def resolve_n_trees(n_trees, ntrees):
 
 
 def check_core_params(estimator):
-    """Check every parameter that does not depend on the data."""
+    """Check every parameter that does not depend on the data, except ``distance`` (its registry needs Keras)."""
     check_int("embedding_dims", estimator.embedding_dims, 1)
     check_int("batch_size", estimator.batch_size, 1)
     check_int("epochs", estimator.epochs, 1)
@@ -115,9 +126,6 @@ def check_core_params(estimator):
         check_model_name(model)
     elif not (hasattr(model, "layers") and callable(model)):
         raise TypeError(f"model must be one of {', '.join(NETWORK_NAMES)} or a keras.Model; got {type(model).__name__}.")
-    from ivis.nn.losses import triplet_loss  # deferred: imports Keras
-
-    triplet_loss(estimator.distance)
     check_random_state(estimator.random_state)
     if estimator.annoy_index_path is not None and not isinstance(estimator.annoy_index_path, (str, os.PathLike)):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
@@ -239,3 +247,26 @@ def check_neighbour_matrix(neighbours, n_rows):
             warn_self_neighbours(np.array([i in np.ravel(row) for i, row in enumerate(neighbours)], dtype=bool))
         return neighbours
     raise TypeError("neighbour_matrix must be an (n_samples, k) integer array or a Sequence of neighbour lists.")
+
+
+def check_continuable(estimator, row_shape):
+    """Refuse data or parameters that describe another network than the one a new fit of ``estimator`` would continue."""
+    fitted_dims = int(estimator.encoder_.outputs[0].shape[-1])
+    base_name = estimator.encoder_.layers[1].name
+    if tuple(row_shape) != tuple(estimator.input_shape_):
+        raise ValueError(
+            f"This model was fitted on rows of shape {tuple(estimator.input_shape_)}; X has rows of "
+            f"shape {row_shape}. Fitting again continues training, so the shape must "
+            "match; use sklearn.base.clone(model) to fit a new model on other data."
+        )
+    if estimator.embedding_dims != fitted_dims:
+        changed = f"embedding_dims is {estimator.embedding_dims} but the trained encoder outputs {fitted_dims} dimensions"
+    elif isinstance(estimator.model, str) and estimator.model != base_name:
+        changed = f"model is {estimator.model!r} but the trained base network is {base_name!r}"
+    else:
+        return
+    raise ValueError(
+        f"Fitting again continues training the existing network, and {changed}. Keep the "
+        "parameters the model was trained (or loaded) with, or use sklearn.base.clone(model) "
+        "to train a new network."
+    )

@@ -199,29 +199,12 @@ def stream_embedding(model, X, path, fmt, chunk_rows=65536):
 
 
 def write_plot(embedding, labels, label_name, title, path):
-    import matplotlib
+    from ivis.plotting import scatter_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
-    if labels is None:
-        ax.scatter(embedding[:, 0], embedding[:, 1], s=2, alpha=0.6)
-    else:
-        classes, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        scatter = ax.scatter(embedding[:, 0], embedding[:, 1], s=3, c=codes, cmap=cmap, alpha=0.8)
-        if len(classes) <= 20:
-            handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(scatter.norm(i))) for i in range(len(classes))]
-            ax.legend(handles, classes, title=label_name, fontsize=7, markerscale=1.2, loc="best")
-    ax.set_xlabel("ivis 1")
-    ax.set_ylabel("ivis 2")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    figure = scatter_figure(embedding, labels, title, legend_title=label_name, figsize=(7, 6), dpi=120)
+    figure.tight_layout()
     tmp = f"{path}.partial.png"
-    fig.savefig(tmp)
-    plt.close(fig)
+    figure.savefig(tmp)
     os.replace(tmp, path)
 
 
@@ -324,7 +307,9 @@ def run(args):
 
     X, labels, label_name, description, close = load_input(args)
     # HDF5 data stays on disk: fitted batch by batch, embedded straight into the output file.
-    streamed = type(X).__module__.startswith("h5py")
+    from ivis.data.inputs import is_h5py_dataset
+
+    streamed = is_h5py_dataset(X)
     try:
         print(f"ivis: embedding {description}", file=sys.stderr)
         shuffle_mode = {"all": True, "batch": "batch", "none": False}[args.shuffle_mode]

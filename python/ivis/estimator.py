@@ -7,31 +7,20 @@ parameter checks (:mod:`ivis._params`), seeds (:mod:`ivis._seeds`) and model fol
 (:mod:`ivis.persistence`).
 """
 
-import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ivis import _params, engine, persistence
+from ivis import _params, engine
+from ivis._estimator_folders import ModelFolderMixin
+from ivis._estimator_streaming import StreamingTransformMixin
 from ivis._seeds import draw_seed, stage_seed
-from ivis.data.inputs import ArraySource, as_row_source
+from ivis._sklearn_checks import EXPECTED_FAILED_CHECKS  # noqa: F401 - re-exported
+from ivis.data.inputs import as_row_source
 from ivis.data.neighbour_retrieval.search import NeighbourSettings, open_search
-from ivis.engine import TRANSFORM_CHUNK_ROWS, TrainingData, TrainingState
-
-# scikit-learn estimator checks that cannot apply to ivis, with the reason.
-EXPECTED_FAILED_CHECKS = {
-    "check_fit_idempotent": "fit on a fitted model continues training it (resumable training); clone() gives a fresh fit",
-    "check_transformer_general": "it fits the same estimator twice, and a second fit continues training",
-    "check_transformer_general(readonly_memmap=True)": "it fits the same estimator twice, and a second fit continues training",
-    "check_pipeline_consistency": "it fits the same estimator twice, and a second fit continues training",
-    "check_transformer_data_not_an_array": "it fits the same estimator twice, and a second fit continues training",
-    "check_methods_sample_order_invariance": "float32 network outputs differ by ~1e-6 with the row order of a batch (BLAS blocking), above the check's 1e-7 tolerance",
-}
-
+from ivis.engine import TrainingData, TrainingState
 
 def _targets(Y, y):
     if Y is not None and y is not None:
@@ -45,7 +34,7 @@ def _import_keras():
     return import_keras()
 
 
-class Ivis(TransformerMixin, BaseEstimator):
+class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEstimator):
     """Dimensionality reduction with a siamese neural network trained on triplets.
 
     For each data point (the anchor) ivis draws a positive among its ``k`` nearest
@@ -233,6 +222,9 @@ class Ivis(TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
 
+    # Streaming transforms (transform_to, transform_generator) come from
+    # StreamingTransformMixin; save_model, load_model and pickling from ModelFolderMixin.
+
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, Y=None, shuffle_mode=True, *, y=None):
@@ -295,8 +287,15 @@ class Ivis(TransformerMixin, BaseEstimator):
         source = self._fit(X, _targets(Y, y), shuffle_mode)
         return engine.embed(self.encoder_, source)
 
-    def _fit(self, X, Y, shuffle_mode):
+    def _check_params(self):
+        """Check every parameter that does not depend on the data; ``distance`` against the loss registry."""
         _params.check_core_params(self)
+        from ivis.nn.losses import triplet_loss
+
+        triplet_loss(self.distance)
+
+    def _fit(self, X, Y, shuffle_mode):
+        self._check_params()
         _params.check_shuffle_mode(shuffle_mode)
         source = as_row_source(X, min_rows=2)
         if source.in_memory:
@@ -304,7 +303,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         _params.check_batch_size(self.batch_size, source.n_rows)
         warm = self._is_fitted()
         if warm:
-            self._check_continuable(source)
+            _params.check_continuable(self, source.row_shape)
         _import_keras()
         targets, spec = self._prepare_targets(Y, source.n_rows, warm)
         if not warm:
@@ -332,28 +331,6 @@ class Ivis(TransformerMixin, BaseEstimator):
             "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else float("nan"),
         }
         return source
-
-    def _check_continuable(self, source):
-        """Refuse data or parameters that describe another network than the one a new fit would continue."""
-        fitted_dims = int(self.encoder_.outputs[0].shape[-1])
-        base_name = self.encoder_.layers[1].name
-        if tuple(source.row_shape) != tuple(self.input_shape_):
-            raise ValueError(
-                f"This model was fitted on rows of shape {tuple(self.input_shape_)}; X has rows of "
-                f"shape {source.row_shape}. Fitting again continues training, so the shape must "
-                "match; use sklearn.base.clone(model) to fit a new model on other data."
-            )
-        if self.embedding_dims != fitted_dims:
-            changed = f"embedding_dims is {self.embedding_dims} but the trained encoder outputs {fitted_dims} dimensions"
-        elif isinstance(self.model, str) and self.model != base_name:
-            changed = f"model is {self.model!r} but the trained base network is {base_name!r}"
-        else:
-            return
-        raise ValueError(
-            f"Fitting again continues training the existing network, and {changed}. Keep the "
-            "parameters the model was trained (or loaded) with, or use sklearn.base.clone(model) "
-            "to train a new network."
-        )
 
     def _is_fitted(self):
         return getattr(self, "encoder_", None) is not None
@@ -473,98 +450,8 @@ class Ivis(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, embedding_dims)
         """
-        return engine.embed(self.encoder_, self._check_transform_input(X))
-
-    # ------------------------------------------------- streaming transform
-    # Embeddings of data larger than memory: written chunk by chunk to disk, or yielded per
-    # chunk. Only one chunk of rows and its embedding are in memory at a time.
-
-    def transform_to(self, X, out, chunk_rows=TRANSFORM_CHUNK_ROWS):
-        """Embed ``X`` chunk by chunk, writing the embedding into ``out`` as it goes.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
-            Rows of the same shape as in fit; read ``chunk_rows`` rows at a time.
-        out : h5py.Dataset, (str, str), numpy.memmap, numpy.ndarray or str
-            Where the embedding goes:
-
-            - an ``h5py.Dataset`` of shape ``(n_samples, embedding_dims)`` in a file open for
-              writing;
-            - a ``(file path, dataset name)`` pair: a new float32 dataset of that shape is
-              created in the file (the file is created if missing, and closed at the end);
-            - a NumPy array or ``numpy.memmap`` of that shape (a memmap is flushed at the end);
-            - the path of a ``.npy`` file, created (or replaced) with
-              ``numpy.lib.format.open_memmap``; read it back with
-              ``numpy.load(path, mmap_mode='r')``.
-        chunk_rows : int, default=8192
-            Rows read, embedded and written per step (fewer for very wide rows).
-
-        Returns
-        -------
-        out
-            The ``out`` given, now holding the embedding.
-
-        Raises
-        ------
-        ValueError
-            If ``out`` has the wrong shape, is read-only or closed, or names an existing dataset.
-
-        Examples
-        --------
-        >>> import h5py
-        >>> with h5py.File("data.h5", "r") as f:                      # doctest: +SKIP
-        ...     model.transform_to(f["X"], ("embedding.h5", "ivis"))
-        >>> model.transform_to(X, "embedding.npy")                    # doctest: +SKIP
-        """
-        from ivis.data.outputs import open_output
-
         source = self._check_transform_input(X)
-        _params.check_int("chunk_rows", chunk_rows, 1)
-        dims = int(self.encoder_.outputs[0].shape[-1])
-        target, finish = open_output(out, (source.n_rows, dims), chunk_rows)
-        try:
-            for start, chunk in source.iter_chunks(chunk_rows):
-                target[start:start + len(chunk)] = engine.embed(self.encoder_, ArraySource(chunk))
-        finally:
-            finish()
-        return out
-
-    def transform_generator(self, chunks):
-        """Embed an iterable of chunks of rows lazily, yielding one embedding per chunk.
-
-        Nothing is read before the first embedding is asked for, and only one chunk is held
-        at a time, so data of any size can be embedded from a generator::
-
-            for embedding in model.transform_generator(reader):
-                sink.write(embedding)
-
-        Parameters
-        ----------
-        chunks : iterable
-            Chunks of rows: arrays, DataFrames, sparse matrices or h5py datasets of shape
-            ``(n_i, ...)`` with rows as in fit (a single row is a chunk of shape ``(1, ...)``).
-
-        Yields
-        ------
-        ndarray of shape (n_i, embedding_dims)
-            The embedding of each chunk, in order.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            At once, if the model is not fitted.
-        TypeError
-            At once, if ``chunks`` is not iterable.
-        """
-        check_is_fitted(self, "encoder_")
-        return self._embed_chunks(iter(chunks))
-
-    def _embed_chunks(self, chunks):
-        for chunk in chunks:
-            yield engine.embed(self.encoder_, self._check_transform_input(chunk))
-
-    # --------------------------------------------- end of streaming transform
+        return engine.embed(self.encoder_, source)
 
     def score_samples(self, X):
         """Predictions of the supervised head for ``X``.
@@ -587,154 +474,6 @@ class Ivis(TransformerMixin, BaseEstimator):
                 "Fit with labels, e.g. model.fit(X, Y)."
             )
         return engine.score(self._networks(), source)
-
-    # ------------------------------------------------------------ persistence
-
-    def save_model(self, folder_path, save_format="h5", overwrite=False):
-        """Save the fitted model to a folder (see :mod:`ivis.persistence` for its layout).
-
-        Parameters
-        ----------
-        folder_path : str or PathLike
-            Destination folder.
-        save_format : {'h5', 'tf', 'keras'}, default='h5'
-            Kept for compatibility: every model is saved in the same versioned ivis format
-            (Keras archives for the networks, no pickle), whatever this says.
-        overwrite : bool, default=False
-            Replace an existing model folder. Without it, an existing path is an error, and so
-            is a path another process creates while this save runs: of concurrent saves to one
-            new path exactly one succeeds. With it, only an empty directory or an ivis model
-            folder (a readable ``ivis.json`` with the ivis format marker) holding nothing but
-            the files ivis writes is replaced; a folder holding anything else (a README, a
-            plot) is refused, never emptied.
-
-        Notes
-        -----
-        The folder is written next to its destination and renamed into place when complete,
-        so an interrupted save leaves the previous model whole, and a concurrent
-        :meth:`load_model` sees either model, never a mix. A symlink to a model folder saves
-        into the folder it points to. New folders and files get the permissions of the
-        umask. File-system parameters (``annoy_index_path``) are not saved. See
-        ``docs/model-folders.md``.
-
-        Raises
-        ------
-        FileExistsError
-            If the path exists and may not be replaced (see ``overwrite``).
-        """
-        check_is_fitted(self, "encoder_")
-        if save_format not in ("h5", "tf", "keras"):
-            raise ValueError(f"save_format must be 'h5', 'tf' or 'keras'; got {save_format!r}.")
-        optimizer_variables = [np.asarray(v) for v in self.model_.optimizer.variables]
-        fitted = persistence.FittedRecord(
-            self.input_shape_, self.n_features_in_, self.loss_history_, self.validation_loss_history_, self._seed_,
-            getattr(self, "classes_", None), getattr(self, "_target_spec_", None),
-        )
-        manifest = persistence.build_manifest(self.get_params(deep=False), self._networks(), fitted, self._training)
-        persistence.write_model_folder(
-            folder_path, manifest, self.encoder_, self.supervised_head_, optimizer_variables, overwrite
-        )
-
-    def load_model(self, folder_path):
-        """Load a model saved with :meth:`save_model` into this estimator.
-
-        The saved parameters replace this estimator's, except ``callbacks``, ``neighbour_matrix``,
-        the file-system parameter ``annoy_index_path`` (never read from a folder) and a
-        callable ``distance`` (a custom loss must be given to the constructor before
-        loading). A following ``fit`` resumes training with the saved optimizer and dropout state.
-
-        The folder is treated as untrusted: its manifest is checked against a schema, its
-        files are read without following symlinks and checked against the sizes and SHA-256
-        digests the manifest records, archives are checked for declared sizes before anything
-        is inflated or built, and networks are loaded in Keras's safe mode. The load sees one
-        consistent model even while another process saves over the folder. See
-        ``docs/model-folders.md``.
-
-        Returns
-        -------
-        self : Ivis
-
-        Raises
-        ------
-        ModelFolderError
-            If the folder is not an ivis model, is corrupt or unsafe (the message names the
-            file and the field), or needs a newer ivis.
-        """
-        _import_keras()
-        from ivis.nn.losses import available_losses
-
-        custom_loss = self.distance if callable(self.distance) else None
-        saved = persistence.read_model(folder_path, available_losses(), custom_loss, self._check_saved_params)
-        for key, value in saved.params.items():
-            setattr(self, key, value)
-        if custom_loss is not None:
-            self.distance = custom_loss
-        if saved.params.get("model") is None:
-            self.model = saved.encoder.layers[1]
-        self._set_fitted(saved)
-        self._compile()
-        persistence.restore_optimizer(self.model_, saved)
-        return self
-
-    def _set_fitted(self, saved):
-        """Take the fitted attributes of a model read from a folder."""
-        fitted = saved.fitted
-        self.encoder_ = saved.encoder
-        self.supervised_head_ = saved.head
-        self.input_shape_ = fitted.input_shape
-        self.n_features_in_ = fitted.n_features_in
-        self.loss_history_ = fitted.loss_history
-        self.validation_loss_history_ = fitted.validation_loss_history
-        self.validation_indices_ = None
-        self._seed_ = fitted.seed
-        if fitted.classes is not None:
-            self.classes_ = fitted.classes
-        if fitted.target_spec is not None:
-            self._target_spec_ = fitted.target_spec
-        self._training = saved.training
-        self.neighbour_matrix_ = None
-
-    def _check_saved_params(self, params, manifest_path):
-        """Check the saved parameters as ``fit`` would, naming the manifest field, before any is set."""
-        valid = self.get_params(deep=False)
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            raise persistence.ModelFolderError(f"The manifest {manifest_path!r} is invalid: field 'params.{unknown[0]}' is not an ivis parameter.")
-        merged = {**valid, **params, "callbacks": None}
-        if callable(self.distance):
-            merged["distance"] = self.distance
-        if merged.get("model") is None:
-            merged["model"] = _params.NETWORK_NAMES[0]  # a custom network comes from the archive
-        try:
-            _params.check_core_params(type(self)(**merged))
-        except (ValueError, TypeError) as error:
-            raise persistence.ModelFolderError(f"The manifest {manifest_path!r} is invalid: in its field 'params': {error}") from None
-
-    # ------------------------------------------------------------ pickling
-
-    def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("model_", "encoder_", "supervised_head_")}
-        if self._is_fitted():
-            folder = tempfile.mkdtemp(prefix="ivis-pickle-")
-            try:
-                self.save_model(os.path.join(folder, "model"))
-                state["_packed_model"] = persistence.folder_to_bytes(os.path.join(folder, "model"))
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-        return state
-
-    def __setstate__(self, state):
-        packed = state.pop("_packed_model", None)
-        self.__dict__.update(state)
-        if packed is not None:
-            folder = tempfile.mkdtemp(prefix="ivis-unpickle-")
-            try:
-                persistence.bytes_to_folder(packed, folder)
-                distance = self.distance
-                self.load_model(folder)
-                self.distance = distance
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

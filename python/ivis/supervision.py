@@ -224,6 +224,41 @@ def _encode_sparse(Y, classes):
     return encoded, classes
 
 
+def _encode_values(Y, kind, name, classes):
+    """``(targets, spec, missing)`` for one-hot, multi-label and regression targets."""
+    values = np.asarray(Y, dtype=np.float64) if not hasattr(Y, "toarray") else Y.toarray().astype(np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2:
+        raise ValueError(f"Y for supervision_metric={name!r} must be 1- or 2-dimensional; got shape {values.shape}.")
+    _refuse_infinite(values)
+    missing = np.isnan(values).any(axis=1)
+    if kind in ("onehot", "multilabel"):
+        missing |= (values == MISSING).all(axis=1)
+        _check_indicator_rows(values[~missing], values.shape[1], kind, name)
+    spec = TargetSpec(kind, values.shape[1], name)
+    if classes is not None and len(classes) != spec.n_outputs:
+        raise ValueError(f"Y has {spec.n_outputs} columns; the model was trained with {len(classes)}.")
+    return np.where(missing[:, None], np.nan, values).astype(np.float32), spec, missing
+
+
+def _check_indicator_rows(observed, n_columns, kind, name):
+    """Refuse one-hot or multi-label rows that hold anything but 0/1 (exactly one 1, for one-hot)."""
+    if not np.isin(observed, (0, 1)).all():
+        need = "one-hot rows (e.g. keras.utils.to_categorical(labels))" if kind == "onehot" else "rows of 0/1 indicators, one column per label"
+        raise ValueError(
+            f"supervision_metric={name!r} needs Y as {need}; got values other than 0 and 1. "
+            "For integer class labels use 'sparse_categorical_crossentropy'."
+        )
+    if kind == "onehot" and n_columns < 2:
+        raise ValueError(
+            f"supervision_metric={name!r} needs one-hot Y with one column per class; got a "
+            "single column. For integer class labels use 'sparse_categorical_crossentropy'."
+        )
+    if kind == "onehot" and np.any(observed.sum(axis=1) != 1):
+        raise ValueError(f"supervision_metric={name!r} needs exactly one 1 per row of one-hot Y.")
+
+
 def prepare_targets(Y, metric, n_rows, classes=None):
     """Check ``Y`` against ``metric`` and return ``(encoded_targets, TargetSpec)``.
 
@@ -262,33 +297,7 @@ def prepare_targets(Y, metric, n_rows, classes=None):
         spec = TargetSpec(kind, len(classes), name, np.asarray(classes))
         targets = encoded.astype(np.int32)
     else:
-        values = np.asarray(Y, dtype=np.float64) if not hasattr(Y, "toarray") else Y.toarray().astype(np.float64)
-        if values.ndim == 1:
-            values = values[:, None]
-        if values.ndim != 2:
-            raise ValueError(f"Y for supervision_metric={name!r} must be 1- or 2-dimensional; got shape {values.shape}.")
-        _refuse_infinite(values)
-        missing = np.isnan(values).any(axis=1)
-        if kind in ("onehot", "multilabel"):
-            missing |= (values == MISSING).all(axis=1)
-            observed = values[~missing]
-            if not np.isin(observed, (0, 1)).all():
-                need = "one-hot rows (e.g. keras.utils.to_categorical(labels))" if kind == "onehot" else "rows of 0/1 indicators, one column per label"
-                raise ValueError(
-                    f"supervision_metric={name!r} needs Y as {need}; got values other than 0 and 1. "
-                    "For integer class labels use 'sparse_categorical_crossentropy'."
-                )
-            if kind == "onehot" and values.shape[1] < 2:
-                raise ValueError(
-                    f"supervision_metric={name!r} needs one-hot Y with one column per class; got a "
-                    "single column. For integer class labels use 'sparse_categorical_crossentropy'."
-                )
-            if kind == "onehot" and np.any(observed.sum(axis=1) != 1):
-                raise ValueError(f"supervision_metric={name!r} needs exactly one 1 per row of one-hot Y.")
-        spec = TargetSpec(kind, values.shape[1], name)
-        if classes is not None and len(classes) != spec.n_outputs:
-            raise ValueError(f"Y has {spec.n_outputs} columns; the model was trained with {len(classes)}.")
-        targets = np.where(missing[:, None], np.nan, values).astype(np.float32)
+        targets, spec, missing = _encode_values(Y, kind, name, classes)
     if missing.all():
         raise ValueError(
             "Every label in Y is missing; supervised training needs at least one labelled row. "

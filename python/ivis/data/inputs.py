@@ -7,8 +7,6 @@ arrays, a batch or a contiguous chunk at a time, so that no caller needs to know
 data lives or densify it whole.
 """
 
-import numbers
-
 import numpy as np
 
 # Rows per chunk when data is streamed (finiteness checks, index builds, transform).
@@ -343,8 +341,11 @@ class IndexedSource(RowSource):
         return self._check_rows(self.data[start:stop], np.arange(start, stop))
 
 
-def _is_h5py_dataset(X):
-    # Type checks only: touching attributes of a dataset whose file is closed raises.
+def is_h5py_dataset(X):
+    """True for an ``h5py.Dataset``, found without importing h5py.
+
+    Type checks only: touching attributes of a dataset whose file is closed raises.
+    """
     return type(X).__module__.startswith("h5py") and type(X).__name__ == "Dataset"
 
 
@@ -410,7 +411,7 @@ def as_row_source(X, name="X", min_rows=1):
         source = SparseSource(X, name)
     elif type(X).__name__ == "DataFrame" and hasattr(X, "dtypes"):
         source = ArraySource(_dataframe_to_array(X, name), name)
-    elif _is_h5py_dataset(X):
+    elif is_h5py_dataset(X):
         _check_h5py_dataset(X, name)
         source = IndexedSource(X, name)
     elif isinstance(X, np.memmap) and _is_real_dtype(X.dtype) and not _is_float32_c_array(X):
@@ -496,8 +497,3 @@ def _numeric_array(X, name):
             "non-numeric columns before fitting."
         )
     return array
-
-
-def is_integer(value):
-    """True for Python and NumPy integers (not bools)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

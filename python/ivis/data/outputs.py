@@ -9,11 +9,9 @@ import os
 
 import numpy as np
 
+from ivis.data.inputs import is_h5py_dataset
+
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-
-
-def _is_h5py_dataset(out):
-    return type(out).__module__.startswith("h5py") and type(out).__name__ == "Dataset"
 
 
 def _check_shape(out, shape, what):
@@ -110,7 +108,7 @@ def open_output(out, shape, chunk_rows):
         For a destination of non-floating dtype or of an unsupported type.
     """
     shape = tuple(int(s) for s in shape)
-    if _is_h5py_dataset(out):
+    if is_h5py_dataset(out):
         return _h5py_dataset_output(out, shape)
     if isinstance(out, tuple):
         if len(out) != 2 or not isinstance(out[0], (str, os.PathLike)) or not isinstance(out[1], str):

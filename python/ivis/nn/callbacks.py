@@ -25,6 +25,9 @@ import warnings
 import keras
 import numpy as np
 
+from ivis.plotting import scatter_figure
+from ivis.nn.plateau import EmbeddingPlateau, check_data_rows, neighbour_preservation, sample_neighbours  # noqa: F401
+
 __all__ = ["EmbeddingPlateau", "EmbeddingsImage", "EmbeddingsLogging", "ModelCheckpoint", "TensorBoardEmbeddingsImage"]
 
 PLACEHOLDER = "{}"
@@ -123,30 +126,6 @@ def _write_atomically(path, write):
         raise
 
 
-def _plot(embeddings, labels, title):
-    """A scatter plot of the first two embedding dimensions (a 1-D embedding along x)."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 6), dpi=100)
-    axes = figure.add_subplot()
-    x = embeddings[:, 0]
-    y = embeddings[:, 1] if embeddings.shape[1] > 1 else np.zeros_like(x)
-    size = float(np.clip(4000 / max(len(x), 1), 1, 20))  # visible for 50 points, no blot for 50,000
-    if labels is None:
-        axes.scatter(x, y, s=size, linewidths=0)
-    else:
-        try:
-            classes, codes = np.unique(labels, return_inverse=True)
-        except TypeError:  # mixed types: colour by their text
-            classes, codes = np.unique(labels.astype(str), return_inverse=True)
-        cmap = "tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "viridis"
-        axes.scatter(x, y, c=codes, cmap=cmap, vmin=0, vmax=max(len(classes) - 1, 1), s=size, linewidths=0)
-    axes.set_xlabel("ivis 1")
-    axes.set_ylabel("ivis 2" if embeddings.shape[1] > 1 else "")
-    axes.set_title(title)
-    return figure
-
-
 class _PeriodicCallback(keras.callbacks.Callback):
     """Run ``_log(epoch_number)`` after every ``epoch_interval``-th epoch of an ivis fit."""
 
@@ -168,7 +147,7 @@ class _PeriodicCallback(keras.callbacks.Callback):
             )
         _prepare_log_dir(self.log_dir, type(self).__name__)
         if hasattr(self, "data"):
-            _check_data_rows(self)
+            check_data_rows(self)
 
     def on_epoch_end(self, epoch, logs=None):
         # Keras counts epochs from 0, so epoch + 1 epochs are complete; a resumed run keeps
@@ -199,19 +178,6 @@ class _FileCallback(_PeriodicCallback):
     def path_for(self, epoch):
         """The path written for ``epoch`` (1-based)."""
         return os.path.join(self.log_dir, self.filename.replace(PLACEHOLDER, str(int(epoch))))
-
-
-def _check_data_rows(callback):
-    """Fail at train begin, not after an epoch, if ``data`` does not fit the model."""
-    shape = getattr(callback.data, "shape", None)
-    if shape is None:
-        shape = np.shape(callback.data)
-    expected = tuple(callback.ivis_model.input_shape_)
-    if tuple(shape[1:]) != expected:
-        raise ValueError(
-            f"{type(callback).__name__}: data has rows of shape {tuple(shape[1:])}, but the model "
-            f"takes rows of shape {expected}. Pass rows like the training data."
-        )
 
 
 class EmbeddingsLogging(_FileCallback):
@@ -323,7 +289,7 @@ class EmbeddingsImage(_FileCallback):
 
     def _log(self, epoch):
         embeddings = self.ivis_model.transform(self.data)
-        figure = _plot(embeddings, self.labels, f"Epoch {epoch}")
+        figure = scatter_figure(embeddings, self.labels, f"Epoch {epoch}")
         _write_atomically(self.path_for(epoch), lambda handle: figure.savefig(handle, format=self.format))
 
 
@@ -399,7 +365,7 @@ class TensorBoardEmbeddingsImage(_PeriodicCallback):
 
         tf = _import_tf_summary(type(self).__name__)
         embeddings = self.ivis_model.transform(self.data)
-        canvas = FigureCanvasAgg(_plot(embeddings, self.labels, f"Epoch {epoch}"))
+        canvas = FigureCanvasAgg(scatter_figure(embeddings, self.labels, f"Epoch {epoch}"))
         canvas.draw()
         image = np.asarray(canvas.buffer_rgba(), dtype=np.uint8)[np.newaxis]
         with self._writer.as_default():
@@ -477,136 +443,3 @@ class ModelCheckpoint(_FileCallback):
 
 # Metric of the input-space neighbours of the watched rows, for each knn_distance_metric;
 # 'angular' rows are compared after scaling to unit length (the order of angular distances).
-_SAMPLE_METRICS = {"angular": "euclidean", "euclidean": "euclidean", "manhattan": "manhattan",
-                   "hamming": "hamming", "dot": "cosine"}
-
-
-def sample_neighbours(rows, n_neighbors, metric="euclidean"):
-    """Each row's ``n_neighbors`` nearest other rows, found exactly: ints of shape ``(n, n_neighbors)``."""
-    from sklearn.neighbors import NearestNeighbors
-
-    rows = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
-    if metric == "angular":
-        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-    search = NearestNeighbors(n_neighbors=n_neighbors + 1, metric=_SAMPLE_METRICS.get(metric, metric)).fit(rows)
-    ids = search.kneighbors(rows, return_distance=False)
-    # A row is its own nearest neighbour except among duplicates: drop it wherever it is.
-    own = ids == np.arange(len(rows))[:, None]
-    drop = np.where(own.any(axis=1), own.argmax(axis=1), n_neighbors)
-    keep = np.ones_like(ids, dtype=bool)
-    keep[np.arange(len(rows)), drop] = False
-    return ids[keep].reshape(len(rows), n_neighbors)
-
-
-def neighbour_preservation(reference, embedding, n_neighbors):
-    """Mean share of the ``reference`` neighbours of each row that are among its nearest in ``embedding``."""
-    found = sample_neighbours(embedding, n_neighbors)
-    hits = (reference[:, :, None] == found[:, None, :]).any(axis=2)
-    return float(hits.mean())
-
-
-class EmbeddingPlateau(keras.callbacks.Callback):
-    """Stop training when the embedding of a fixed sample of rows stops gaining neighbours.
-
-    After every epoch the sample is embedded and scored by its neighbour preservation: the
-    share of each sampled row's ``n_neighbors`` nearest input-space neighbours (within the
-    sample) that are also its nearest in the embedding. Training stops once the score has not
-    risen more than ``tolerance`` above its best for ``patience`` epochs and ``min_steps``
-    training steps (on small data an epoch is a few steps, too few to tell a plateau from slow
-    progress). Unlike the loss, the
-    score is the same whatever the loss, batch or sampling noise, and it measures what a user
-    sees: which points end up together. The score of each epoch is added to the epoch's logs
-    as ``'neighbour_preservation'`` and kept in ``scores``.
-
-    The estimator's own early stopping on the loss (``n_epochs_without_progress``) still
-    applies; with the contrastive losses, whose loss keeps falling slowly, this callback is
-    usually the one that stops. Its state is not saved with checkpoints: a resumed run starts
-    waiting afresh.
-
-    Parameters
-    ----------
-    data : array-like, sparse matrix, h5py.Dataset or IndexableDataset
-        Rows like the training data (the training data itself, typically); a fixed random
-        sample of them is watched.
-    patience : int, default=5
-        Epochs without progress before training stops.
-    min_steps : int, default=200
-        Training steps (batches) without progress before training stops, however many epochs
-        that takes.
-    n_rows : int, default=2000
-        Rows watched; fewer when ``data`` has fewer.
-    n_neighbors : int, default=10
-        Neighbours compared per watched row.
-    tolerance : float, default=0.005
-        The least rise of the score that counts as progress.
-    metric : str, optional
-        Input-space metric, a ``knn_distance_metric`` name; by default the estimator's.
-    random_state : int, default=0
-        Seed of the sample.
-
-    Examples
-    --------
-    >>> from ivis import Ivis
-    >>> from ivis.nn.callbacks import EmbeddingPlateau
-    >>> model = Ivis(distance='infonce', callbacks=[EmbeddingPlateau(X)])  # doctest: +SKIP
-    """
-
-    def __init__(self, data, patience=5, min_steps=200, n_rows=2000, n_neighbors=10, tolerance=0.005, metric=None,
-                 random_state=0):
-        from ivis.data.inputs import as_row_source
-
-        super().__init__()
-        source = as_row_source(data, min_rows=2)
-        rng = np.random.default_rng(random_state)
-        picked = np.sort(rng.choice(source.n_rows, min(int(n_rows), source.n_rows), replace=False))
-        self.data = source.get_batch(picked)
-        self.patience = int(patience)
-        self.min_steps = int(min_steps)
-        self.n_neighbors = min(int(n_neighbors), len(self.data) - 1)
-        self.tolerance = float(tolerance)
-        self.metric = metric
-        self.ivis_model = None
-        self.scores = []
-        self.best = -np.inf
-        self.wait = 0
-        self.steps_waited = 0
-        self.stopped_early = False
-        self._reference = None
-
-    def register_ivis_model(self, ivis_model):
-        """Receive the :class:`ivis.Ivis` being trained (the estimator calls this before training)."""
-        self.ivis_model = ivis_model
-
-    def embed(self, rows):
-        return self.ivis_model.transform(rows)
-
-    def on_train_begin(self, logs=None):
-        if self.ivis_model is None:
-            raise RuntimeError(
-                "EmbeddingPlateau needs the ivis estimator: pass it as Ivis(callbacks=[...]), not to a "
-                "Keras model's fit."
-            )
-        _check_data_rows(self)
-        metric = self.metric or self.ivis_model.knn_distance_metric
-        self._reference = sample_neighbours(self.data, self.n_neighbors, metric)
-        self.best, self.wait, self.steps_waited, self.stopped_early = -np.inf, 0, 0, False
-
-    def on_epoch_end(self, epoch, logs=None):
-        score = neighbour_preservation(self._reference, self.embed(self.data), self.n_neighbors)
-        self.scores.append(score)
-        if logs is not None:
-            logs["neighbour_preservation"] = score
-        if score > self.best + self.tolerance:
-            self.best, self.wait, self.steps_waited = score, 0, 0
-            return
-        self.wait += 1
-        self.steps_waited += int((self.params or {}).get("steps") or 1)
-        if self.wait >= self.patience and self.steps_waited >= self.min_steps:
-            self.stopped_early = True
-            self.model.stop_training = True
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["ivis_model"] = None
-        state["_model"] = None
-        return state

@@ -16,7 +16,7 @@ import numpy as np
 from annoy import AnnoyIndex
 from tqdm.auto import tqdm
 
-from ivis._params import ANNOY_METRICS, check_metric  # noqa: F401 - ANNOY_METRICS re-exported
+from ivis._params import ANNOY_METRICS, check_metric, resolve_n_jobs  # noqa: F401 - ANNOY_METRICS re-exported
 from ivis.data.inputs import as_row_source
 from ivis.data.projection import (
     REFINE_THROUGH,
@@ -32,15 +32,6 @@ from ivis.data.projection import (
 
 # Rows per task in parallel neighbour extraction: large enough to amortise scheduling.
 _QUERY_CHUNK_ROWS = 2048
-
-
-def resolve_n_jobs(n_jobs):
-    """Turn ``n_jobs`` (-1 for all cores, None for 1) into a positive thread count."""
-    if n_jobs is None:
-        return 1
-    if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return max(1, int(n_jobs))
 
 
 class NeighbourMatrix(Sequence):
@@ -105,14 +96,7 @@ def build_annoy_index(
     try:
         if build_index_on_disk:
             index.on_disk_build(path)
-        with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1, mininterval=1.0) as bar:
-            for start, chunk in source.iter_chunks():
-                chunk = chunk.reshape(len(chunk), -1)
-                if not np.isfinite(chunk).all():
-                    source.check_finite()
-                for offset, row in enumerate(chunk):
-                    index.add_item(start + offset, row)
-                bar.update(len(chunk))
+        _add_rows(index, source, verbose)
         index.build(int(ntrees), n_jobs=resolve_n_jobs(n_jobs))
         if not build_index_on_disk:
             index.save(path)
@@ -123,6 +107,18 @@ def build_annoy_index(
             os.remove(path)
         raise
     return index
+
+
+def _add_rows(index, source, verbose):
+    """Add every row of ``source`` to ``index``, a chunk at a time, refusing non-finite values."""
+    with tqdm(total=source.n_rows, desc="Building neighbour index", unit="rows", disable=verbose < 1, mininterval=1.0) as bar:
+        for start, chunk in source.iter_chunks():
+            chunk = chunk.reshape(len(chunk), -1)
+            if not np.isfinite(chunk).all():
+                source.check_finite()
+            for offset, row in enumerate(chunk):
+                index.add_item(start + offset, row)
+            bar.update(len(chunk))
 
 
 class AnnoyKnnMatrix(NeighbourMatrix):

@@ -6,7 +6,8 @@ from numbers import Integral
 
 import numpy as np
 
-from ivis.data.sequence.sequence import IndexableDataset
+from ivis._params import resolve_n_jobs
+from ivis.data.sequence.sequence import IndexableDataset, item_or_batch, row_positions
 
 # Pillow mode and channel count of each colour mode.
 _COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -54,18 +55,6 @@ def _check_choice(name, value, valid):
     if value not in valid:
         raise ValueError(f"Unknown {name} {value!r}; valid values are: {', '.join(valid)}")
     return value
-
-
-def _resolve_n_jobs(n_jobs):
-    """Number of reader threads: ``None`` or 1 reads serially, -1 uses every core."""
-    if n_jobs is None:
-        return 1
-    if not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero integer or None; got {n_jobs!r}")
-    if n_jobs < 0:
-        # Same convention as joblib: -1 is all cores, -2 all but one, ...
-        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
-    return int(n_jobs)
 
 
 def _as_numpy_dtype(dtype):
@@ -146,7 +135,7 @@ class ImageDataset(IndexableDataset):
             raise TypeError("preprocessing_function must be callable or None")
         self.preprocessing_function = preprocessing_function
         self.n_jobs = n_jobs
-        self._n_threads = _resolve_n_jobs(n_jobs)
+        self._n_threads = resolve_n_jobs(n_jobs)
         self._pil_mode, self.channels = _COLOR_MODES[color_mode]
 
     @property
@@ -256,17 +245,6 @@ class ImageDataset(IndexableDataset):
             img = np.asarray(self.preprocessing_function(img))
         return img
 
-    def _positions(self, idx_seq):
-        n = len(self.filepath_list)
-        positions = []
-        for i in idx_seq:
-            if not isinstance(i, Integral) or isinstance(i, bool):
-                raise TypeError(f"Indices must be integers; got {i!r}")
-            if not -n <= i < n:
-                raise IndexError(f"Index {i} is out of range for a dataset of {n} images")
-            positions.append(int(i) % n)
-        return positions
-
     def get_batch(self, idx_seq):
         """Read the images at the given positions, in that order.
 
@@ -283,7 +261,7 @@ class ImageDataset(IndexableDataset):
         numpy.ndarray
             Array of shape ``(len(idx_seq), height, width, channels)``.
         """
-        paths = [self.filepath_list[i] for i in self._positions(idx_seq)]
+        paths = [self.filepath_list[i] for i in row_positions(idx_seq, len(self.filepath_list))]
         if not paths:
             return np.empty((0, *self.shape[1:]), dtype=self.dtype)
         n_threads = min(self._n_threads, len(paths))
@@ -296,13 +274,7 @@ class ImageDataset(IndexableDataset):
 
     def __getitem__(self, idx):
         """Return one image for an integer ``idx``, or a batch for a slice or an index list."""
-        if isinstance(idx, slice):
-            return self.get_batch(range(*idx.indices(len(self))))
-        if isinstance(idx, Integral) and not isinstance(idx, bool):
-            return self._load(self.filepath_list[self._positions([idx])[0]])
-        if isinstance(idx, (list, tuple, range, np.ndarray)):
-            return self.get_batch(idx)
-        raise TypeError(f"Indices must be integers, slices or integer sequences; got {idx!r}")
+        return item_or_batch(self, idx)
 
 
 class FlattenedImageDataset(ImageDataset):

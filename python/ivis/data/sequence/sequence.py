@@ -69,3 +69,36 @@ class IndexableDataset(Sequence):
             Array of shape ``(len(idx_seq), *shape[1:])``.
         """
         return np.stack([np.asarray(self[int(i)]) for i in idx_seq])
+
+
+def row_positions(idx_seq, n_rows):
+    """``idx_seq`` as int64 positions in ``range(n_rows)``; negative indices count from the end.
+
+    Raises
+    ------
+    TypeError
+        If ``idx_seq`` is not a flat sequence of integers.
+    IndexError
+        If an index is outside ``-n_rows .. n_rows - 1``.
+    """
+    if not hasattr(idx_seq, "__len__"):
+        idx_seq = list(idx_seq)
+    idx = np.asarray(idx_seq)
+    if idx.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise TypeError(f"Indices must be a flat sequence of integers; got {idx_seq!r:.80}")
+    if idx.min() < -n_rows or idx.max() >= n_rows:
+        raise IndexError(f"Indices out of range for a dataset of {n_rows} rows (valid: {-n_rows} to {n_rows - 1})")
+    return idx.astype(np.int64) % n_rows
+
+
+def item_or_batch(dataset, idx):
+    """``dataset[idx]`` through ``get_batch``: one row for an integer, a batch for a slice or an index list."""
+    if isinstance(idx, slice):
+        return dataset.get_batch(range(*idx.indices(len(dataset))))
+    if np.ndim(idx) == 0:
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            raise TypeError(f"Indices must be integers, slices or integer sequences; got {idx!r}")
+        return dataset.get_batch([idx])[0]
+    return dataset.get_batch(idx)

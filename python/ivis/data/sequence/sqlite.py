@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivis.data.sequence.sequence import IndexableDataset
+from ivis.data.sequence.sequence import IndexableDataset, item_or_batch, row_positions
 
 # Bound parameters allowed in one statement when the SQLite limit cannot be queried.
 _DEFAULT_MAX_VARIABLES = 999
@@ -203,19 +203,6 @@ class SQLiteDataset(IndexableDataset):
     def __len__(self):
         return self._n_rows
 
-    def _positions(self, idx_seq):
-        if not hasattr(idx_seq, "__len__"):
-            idx_seq = list(idx_seq)
-        idx = np.asarray(idx_seq)
-        if idx.size == 0:
-            return np.empty(0, dtype=np.int64)
-        if idx.ndim != 1 or idx.dtype.kind not in "iu":
-            raise TypeError("Indices must be a flat sequence of integers")
-        n = self._n_rows
-        if idx.min() < -n or idx.max() >= n:
-            raise IndexError(f"Indices out of range for a dataset of {n} rows")
-        return idx.astype(np.int64) % n
-
     def _keys_at(self, positions):
         if self._keys is None:
             return (positions + self._offset).tolist()
@@ -236,7 +223,7 @@ class SQLiteDataset(IndexableDataset):
         numpy.ndarray
             ``float32`` array of shape ``(len(idx_seq), n_columns)``.
         """
-        positions = self._positions(idx_seq)
+        positions = row_positions(idx_seq, self._n_rows)
         if positions.size == 0:
             return np.empty((0, len(self.columns)), dtype=np.float32)
         # Fetch each distinct row once, then expand to the requested order and repeats.
@@ -275,13 +262,7 @@ class SQLiteDataset(IndexableDataset):
 
     def __getitem__(self, idx):
         """Return one row for an integer ``idx``, or a batch for a slice or an index list."""
-        if isinstance(idx, slice):
-            return self.get_batch(range(*idx.indices(self._n_rows)))
-        if np.ndim(idx) == 0:
-            if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
-                raise TypeError(f"Indices must be integers; got {idx!r}")
-            return self.get_batch([idx])[0]
-        return self.get_batch(idx)
+        return item_or_batch(self, idx)
 
     def close(self):
         """Close the database connection; a later read opens a new one."""

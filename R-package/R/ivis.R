@@ -11,11 +11,11 @@
 #' the model is fitted, with a message naming the parameter.
 #'
 #' @param embedding_dims Number of dimensions of the embedding.
-#' @param k Number of nearest neighbours retrieved for each point: at most the
-#'   number of rows of the data minus one. The default, 150 (as in Python),
-#'   suits data of thousands of rows or more; for smaller data pass a smaller
-#'   `k` (such as 15 for `iris`), or use [ivis_embed()], which chooses `k` from
-#'   the number of rows.
+#' @param k Number of nearest neighbours retrieved for each point; it must be
+#'   below the number of rows of the data (at most `nrow(X) - 1`). The default,
+#'   150 (as in Python), suits data of thousands of rows or more; for smaller
+#'   data pass a smaller `k` (such as 15 for `iris`), or use [ivis_embed()],
+#'   which chooses `k` from the number of rows.
 #' @param distance The triplet loss: one of `"pn"`, `"euclidean"`,
 #'   `"manhattan_pn"`, `"manhattan"`, `"chebyshev"`, `"chebyshev_pn"`,
 #'   `"softmax_ratio_pn"`, `"softmax_ratio"`, `"cosine"`, `"cosine_pn"`; one of
@@ -32,20 +32,21 @@
 #' @param ntrees Deprecated; use `n_trees`.
 #' @param knn_distance_metric Distance used to find nearest neighbours:
 #'   `"angular"`, `"euclidean"`, `"manhattan"`, `"hamming"` or `"dot"`.
-#' @param search_k Number of nodes inspected per nearest neighbour query; `-1`
-#'   means `n_trees * k`.
+#' @param search_k Number of nodes the Annoy index inspects per nearest
+#'   neighbour query; `-1` means `n_trees * (k + 1)`.
 #' @param neighbour_search How nearest neighbours are found: `"annoy"` (an
 #'   Annoy index; any data and metric, reusable through `annoy_index_path`) or
 #'   `"clustered"` (exact distances to the rows of the clusters nearest to each
 #'   row's own, as many as hold 95% of the exact neighbours of a sample of rows;
-#'   for dense matrices with the `"angular"` or `"euclidean"` metric, about
-#'   five times faster than Annoy on wide data, and exact on up to 5,500 rows).
+#'   for dense matrices with the `"angular"` or `"euclidean"` metric, faster
+#'   than Annoy on wide data and exact on small data; measured in
+#'   `docs/neighbours.md` of the ivis repository).
 #' @param precompute Whether to compute all nearest neighbours before training
 #'   (faster, uses more memory).
 #' @param negative_sampling Where each point's negative comes from:
 #'   `"in_batch"` (another point of the same training batch, reusing its
-#'   network pass: epochs about a fifth faster; on small data early stopping
-#'   then ends training sooner; it applies when `shuffle_mode` is `TRUE`) or
+#'   network pass, so epochs are shorter, as measured in `bench/REPORT.md` of
+#'   the ivis repository; on small data early stopping then ends training sooner; it applies when `shuffle_mode` is `TRUE`) or
 #'   `"all_rows"` (drawn from all rows, as the published algorithm does).
 #' @param model The network: `"szubert"`, `"hinton"`, `"maaten"`, or a Keras
 #'   model (a Python object) to which an embedding layer is appended.

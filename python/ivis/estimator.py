@@ -75,10 +75,9 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         can be kept in a file and reused. ``'clustered'``: rows are grouped into clusters of
         about 275 and each row is compared exactly with the rows of the clusters nearest to
         its own, as many as hold 0.95 of the exact neighbours of a sample of rows
-        (:mod:`ivis.data.neighbour_retrieval.clustered`); for dense arrays in
-        memory with the 'angular' or 'euclidean' metric, about five times faster than Annoy on
-        wide rows (Fashion-MNIST: 5 s against 20 s, with 0.96 of the exact neighbours against
-        0.92), and exact on data of up to 5,500 rows.
+        (:mod:`ivis.data.neighbour_retrieval.clustered`); for dense arrays in memory with the
+        'angular' or 'euclidean' metric, faster than Annoy on wide rows and exact on small
+        data (measured in ``docs/neighbours.md``).
     precompute : bool, default=True
         Extract every row's neighbours before training (``n_samples * k`` int32 in memory);
         False queries the index per batch instead.
@@ -86,9 +85,9 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         Where each anchor's negative comes from; either way it is a uniformly drawn row outside
         the anchor's neighbour list. ``'in_batch'``: one of the other anchors of the batch,
         whose embedding the network has computed already, so a triplet costs two network
-        passes instead of three: epochs about a fifth faster, with embeddings as good on large
-        data; on small data the loss levels off sooner, so early stopping ends training
-        earlier (raise ``n_epochs_without_progress`` to train longer). It applies when anchors
+        passes instead of three, and epochs are shorter (measured in ``bench/REPORT.md``); on
+        small data the loss levels off sooner, so early stopping ends training earlier (raise
+        ``n_epochs_without_progress`` to train longer). It applies when anchors
         are shuffled (``fit(..., shuffle_mode=True)``, the default);
         with ``shuffle_mode='batch'`` or ``False`` a batch's anchors are neighbours in storage
         order, and negatives are drawn from all rows instead. ``'all_rows'``: always draw

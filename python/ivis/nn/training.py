@@ -168,9 +168,8 @@ def input_pipeline(batches, prefetch=PREFETCH_BATCHES):
     """What ``fit`` iterates: ``batches`` itself, or on TensorFlow a tf.data pipeline over it.
 
     Keras runs a dataset like ``batches`` through tf.data with autotuned prefetching, and the
-    autotuning made about a third of the epochs one second longer (2.5 s instead of 1.5 s on
-    Fashion-MNIST, on two cores). A fixed prefetch of a few batches keeps the compiled step fed
-    without it. Batches are produced in the same order from the same generator either way.
+    autotuning made some epochs markedly longer (measured in ``docs/out_of_core.md``). A fixed
+    prefetch of a few batches keeps the compiled step fed without it. Batches are produced in the same order from the same generator either way.
     """
     if keras.backend.backend() != "tensorflow":
         return batches

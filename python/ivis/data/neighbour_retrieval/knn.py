@@ -139,8 +139,7 @@ class AnnoyKnnMatrix(NeighbourMatrix):
     search_k : int, default=-1
         Nodes inspected per query; -1 lets Annoy use ``n_trees * (k + 1)``.
     precompute : bool, default=False
-        Extract every row's neighbours now and keep them in memory (``n_rows * k`` int32:
-        120 MB for 2,000,000 rows and k=15).
+        Extract every row's neighbours now and keep them in memory (``n_rows * k`` int32).
     include_distances : bool, default=False
         Make ``self[i]`` return ``(neighbours, distances)`` for an integer ``i``.
     verbose : bool, default=False
@@ -353,7 +352,8 @@ class ProjectedKnnMatrix(AnnoyKnnMatrix):
     """Neighbours of very wide sparse rows: Annoy on a projection, re-ranked exactly.
 
     The Annoy index holds the rows projected by :class:`~ivis.data.projection.ProjectedSource`. Each query asks it
-    for :func:`candidate_count` candidates, which :func:`rerank` orders by their exact
+    for :func:`~ivis.data.projection.candidate_count` candidates, which
+    :func:`~ivis.data.projection.rerank` orders by their exact
     distance on the original rows; the ``k`` nearest are the neighbours. ``search_k`` applies
     to the candidate search (-1: Annoy's ``n_trees * (candidates + 1)``).
 
@@ -426,9 +426,9 @@ class ProjectedKnnMatrix(AnnoyKnnMatrix):
     def get_neighbour_indices(self, n_jobs=-1):
         """Return the ``(nrows, k)`` int32 neighbour matrix, refined once.
 
-        After the parallel search, :func:`refine_neighbours` re-ranks each row's neighbours
-        of neighbours in one single-threaded pass; it took 3% of the search time on binary
-        prime-factor rows and 25% on denser count rows, and raised recall by 0.02 to 0.1.
+        After the parallel search, :func:`~ivis.data.projection.refine_neighbours` re-ranks
+        each row's neighbours of neighbours in one single-threaded pass (its cost and gain in
+        recall are measured in ``docs/out_of_core.md``).
         """
         neighbours = super().get_neighbour_indices(n_jobs)
         nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))

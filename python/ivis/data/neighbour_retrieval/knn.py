@@ -366,31 +366,22 @@ class ProjectedKnnMatrix(AnnoyKnnMatrix):
         The original rows.
     """
 
-    def __init__(
-        self,
-        index,
-        nrows,
-        index_path="annoy.index",
-        metric="angular",
-        k=150,
-        search_k=-1,
-        precompute=False,
-        include_distances=False,
-        verbose=False,
-        n_jobs=-1,
-        source=None,
-    ):
+    def __init__(self, index, nrows, *args, source=None, **kwargs):
         if source is None:
             raise ValueError("ProjectedKnnMatrix needs the original rows as source=.")
         self.source = as_row_source(source)
-        n_rows = int(nrows[0] if isinstance(nrows, tuple) else nrows)
-        self.n_candidates = candidate_count(k, n_rows)
-        nnz_per_row = max(1.0, self.source.data.nnz / max(1, n_rows))
-        self._rerank_rows = max(1, int(RERANK_NNZ // (self.n_candidates * nnz_per_row)))
-        super().__init__(
-            index, nrows, index_path=index_path, metric=metric, k=k, search_k=search_k, precompute=precompute,
-            include_distances=include_distances, verbose=verbose, n_jobs=n_jobs,
-        )
+        super().__init__(index, nrows, *args, **kwargs)
+
+    @property
+    def n_candidates(self):
+        """Candidates the index is asked for per row."""
+        return candidate_count(self._k, self.nrows)
+
+    @property
+    def _rerank_rows(self):
+        # Rows re-ranked per step, so that one step gathers about RERANK_NNZ non-zeros.
+        nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))
+        return max(1, int(RERANK_NNZ // (self.n_candidates * nnz_per_row)))
 
     def _candidates(self, rows):
         out = np.full((len(rows), self.n_candidates), -1, dtype=np.int64)

@@ -9,6 +9,15 @@ data lives or densify it whole.
 
 import numpy as np
 
+from ivis.data.float32 import (  # noqa: F401 - FLOAT32_MAX and check_float32_range re-exported
+    FLOAT32_MAX,
+    check_float32_range,
+    non_finite_message,
+    overflow_mask,
+    to_float32,
+    too_large_message,
+)
+
 # Rows per chunk when data is streamed (finiteness checks, index builds, transform).
 DEFAULT_CHUNK_ROWS = 8192
 # Cap on the dense bytes of one streamed chunk: very wide rows (a sparse matrix of 78,498
@@ -20,8 +29,6 @@ MAX_CHUNK_BYTES = 64 * 2**20
 MAX_GAP_BYTES = 32 * 2**10
 # At most this many slices per read; rows of any further runs join the index-list request.
 MAX_SLICES_PER_READ = 16
-# The largest magnitude ivis can compute with: rows are float32 from here on.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def bounded_chunk_rows(chunk_rows, n_features, itemsize=4):
@@ -91,60 +98,6 @@ def _add_note(error, note):
         error.add_note(note)
 
 
-def _non_finite_message(name, start, chunk):
-    bad = np.argwhere(~np.isfinite(chunk.reshape(len(chunk), -1)))
-    row, col = bad[0]
-    return (
-        f"{name} contains NaN or infinite values (first at row {start + row}, column {col}). "
-        "Remove or impute them before fitting, e.g. with sklearn.impute.SimpleImputer."
-    )
-
-
-def _too_large_message(name, value, where):
-    return (
-        f"{name} holds {value:.4g} {where}, beyond the float32 range (about +-{FLOAT32_MAX:.3g}) "
-        f"that ivis computes in. Rescale {name} before fitting, e.g. with "
-        "sklearn.preprocessing.StandardScaler, or np.log1p for heavy-tailed counts."
-    )
-
-
-def _to_float32(values):
-    """``values`` as a C-ordered float32 array (copied only if needed)."""
-    # Overflow is reported by check_float32_range, with its position, not as a RuntimeWarning.
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.asarray(values).astype(np.float32, order="C", copy=False)
-
-
-def _overflowed(original, converted):
-    """Where a finite value of ``original`` became infinite in float32 ``converted``, or None."""
-    if original.dtype.kind != "f" or original.dtype.itemsize <= 4 or np.isfinite(converted).all():
-        return None
-    return np.isfinite(original) & ~np.isfinite(converted)
-
-
-def check_float32_range(original, converted, name, row_numbers=None):
-    """Raise ``ValueError`` if a finite value of ``original`` overflowed in ``converted``.
-
-    Parameters
-    ----------
-    original : ndarray
-        Rows as given (float64, say).
-    converted : ndarray
-        The same rows as float32.
-    name : str
-        The input's name in the message.
-    row_numbers : ndarray of int, optional
-        The row number of each row of ``original``; by default its positions.
-    """
-    overflowed = _overflowed(original, converted)
-    if overflowed is None or not overflowed.any():
-        return
-    row, col = np.argwhere(overflowed.reshape(len(overflowed), -1))[0]
-    value = float(original.reshape(len(original), -1)[row, col])
-    row_number = row if row_numbers is None else row_numbers[row]
-    raise ValueError(_too_large_message(name, value, f"at row {row_number}, column {col}"))
-
-
 class RowSource:
     """Rows of a dataset as float32 arrays; subclasses define how rows are read.
 
@@ -199,7 +152,7 @@ class RowSource:
         """Raise ``ValueError`` naming the first NaN or infinite value, chunk by chunk."""
         for start, chunk in self.iter_chunks(chunk_rows):
             if not np.isfinite(chunk).all():
-                raise ValueError(_non_finite_message(self.name, start, chunk))
+                raise ValueError(non_finite_message(self.name, start, chunk))
 
 
 class ArraySource(RowSource):
@@ -209,7 +162,7 @@ class ArraySource(RowSource):
 
     def __init__(self, array, name="X"):
         original = np.asarray(array)
-        array = _to_float32(original)
+        array = to_float32(original)
         check_float32_range(original, array, name)
         super().__init__(array, array.shape, name)
 
@@ -234,19 +187,19 @@ class SparseSource(RowSource):
         matrix = matrix.tocsr()
         if not _is_real_dtype(matrix.dtype):
             raise TypeError(f"{name} must hold real numbers; the sparse matrix has dtype {matrix.dtype}.")
-        overflowed = _overflowed(matrix.data, _to_float32(matrix.data))
+        overflowed = overflow_mask(matrix.data, to_float32(matrix.data))
         if overflowed is not None and overflowed.any():
             position = np.flatnonzero(overflowed)[0]
             row = int(np.searchsorted(matrix.indptr, position, "right") - 1)
             where = f"at row {row}, column {int(matrix.indices[position])}"
-            raise ValueError(_too_large_message(name, float(matrix.data[position]), where))
+            raise ValueError(too_large_message(name, float(matrix.data[position]), where))
         super().__init__(matrix, matrix.shape, name)
 
     def get_batch(self, indices):
-        return _to_float32(self.data[np.asarray(indices)].toarray())
+        return to_float32(self.data[np.asarray(indices)].toarray())
 
     def read_range(self, start, stop):
-        return _to_float32(self.data[start:stop].toarray())
+        return to_float32(self.data[start:stop].toarray())
 
     def check_finite(self, chunk_rows=DEFAULT_CHUNK_ROWS):
         values = self.data.data
@@ -292,7 +245,7 @@ class IndexedSource(RowSource):
                 f"Reading rows of {self.name} ({type(self.data).__name__}) returned values of "
                 f"non-numeric dtype {rows.dtype}."
             )
-        converted = _to_float32(rows)
+        converted = to_float32(rows)
         check_float32_range(rows, converted, self.name, row_numbers)
         return converted
 

@@ -185,6 +185,20 @@ def check_clustered_settings(estimator):
         )
 
 
+def check_hold_out(supervised, supervision_metric):
+    """Refuse ``validation_fraction`` where there are no labels to hold out, or they cannot be hidden."""
+    if not supervised:
+        raise ValueError(
+            "validation_fraction holds out labelled rows to watch the supervised loss on, so it "
+            "needs Y. Fit with labels, or leave validation_fraction=None."
+        )
+    if not isinstance(supervision_metric, str):
+        raise ValueError(
+            "validation_fraction hides the held-out rows' labels from training, which a custom "
+            "supervision_metric function cannot do. Use a Keras loss name or validation_fraction=None."
+        )
+
+
 def check_k(k, n_rows):
     """Check ``k`` against the number of rows: each row needs k neighbours besides itself."""
     check_int("k", k, 1)

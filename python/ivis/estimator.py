@@ -351,16 +351,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         self.validation_indices_ = None
         if self.validation_fraction is None:
             return targets, None
-        if spec is None:
-            raise ValueError(
-                "validation_fraction holds out labelled rows to watch the supervised loss on, so it "
-                "needs Y. Fit with labels, or leave validation_fraction=None."
-            )
-        if not isinstance(self.supervision_metric, str):
-            raise ValueError(
-                "validation_fraction hides the held-out rows' labels from training, which a custom "
-                "supervision_metric function cannot do. Use a Keras loss name or validation_fraction=None."
-            )
+        _params.check_hold_out(supervised=spec is not None, supervision_metric=self.supervision_metric)
         from ivis.supervision import hold_out_labelled_rows
 
         training_targets, held_out = hold_out_labelled_rows(

@@ -918,6 +918,17 @@ class Ivis(TransformerMixin, BaseEstimator):
             folder_path, self._manifest(), self.encoder_, self.supervised_head_, optimizer_variables, overwrite
         )
 
+    def export_onnx(self, path, overwrite=False):
+        """Export the fitted networks to the ONNX file ``path``, with a manifest at ``PATH.json``.
+
+        The graph maps float32 rows (input ``input``) to ``embedding`` and, for supervised
+        models, ``scores``; see :func:`ivis.onnx_export.export_onnx` and ``docs/deployment.md``.
+        Needs ``pip install 'ivis[onnx]'``. Returns the manifest (a dict).
+        """
+        from ivis.onnx_export import export_onnx
+
+        return export_onnx(self, path, overwrite=overwrite)
+
     def load_model(self, folder_path):
         """Load a model saved with :meth:`save_model` into this estimator.
 

@@ -179,6 +179,20 @@ def test_unsupported_layer_is_named_and_nothing_is_written(tmp_path, rows):
     assert os.listdir(tmp_path) == []  # no partial file, no hidden work file
 
 
+def test_converter_failure_is_reported_and_nothing_is_written(tmp_path, szubert_model, monkeypatch):
+    import keras
+
+    def failing_export(self, filepath, **kwargs):
+        with open(filepath, "wb") as handle:  # a converter that dies half-way through its file
+            handle.write(b"partial")
+        raise RuntimeError("op conversion failed")
+
+    monkeypatch.setattr(keras.Model, "export", failing_export)
+    with pytest.raises(OnnxExportError, match="cannot be converted to ONNX: RuntimeError: op conversion failed"):
+        szubert_model.export_onnx(tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
 def test_missing_converter_names_the_extra(tmp_path, szubert_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if the package were not installed
     with pytest.raises(ImportError, match=re.escape("pip install 'ivis[onnx]'")):
@@ -195,18 +209,20 @@ def test_import_stays_light():
     assert out.strip() == "[]"
 
 
-def test_command_line_export(tmp_path, szubert_model, new_rows):
-    szubert_model.save_model(tmp_path / "model.ivis")
-    command = [sys.executable, "-m", "ivis.cli", "export", "model.ivis", "model.onnx"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "model.onnx.json" in result.stdout
+def test_command_line_export(tmp_path, szubert_model, new_rows, capsys, monkeypatch):
+    from ivis.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    szubert_model.save_model("model.ivis")
+    assert main(["export", "model.ivis", "model.onnx"]) == 0
+    assert "model.onnx.json" in capsys.readouterr().out
     assert_close(run_onnx(tmp_path / "model.onnx", new_rows)["embedding"], szubert_model.transform(new_rows))
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 2 and "already exists. Pass --overwrite" in again.stderr and "Traceback" not in again.stderr
-    missing = subprocess.run(command[:4] + ["nowhere", "x.onnx"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and "No model folder" in missing.stderr and not (tmp_path / "x.onnx").exists()
+    assert main(["export", "model.ivis", "model.onnx"]) == 2
+    assert "already exists. Pass --overwrite" in capsys.readouterr().err
+    assert main(["export", "model.ivis", "model.onnx", "--overwrite"]) == 0
+    assert main(["export", "nowhere", "x.onnx"]) == 2
+    assert "No model folder" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
 
 
 def test_documented_example_runs(tmp_path, monkeypatch):

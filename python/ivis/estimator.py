@@ -921,9 +921,22 @@ class Ivis(TransformerMixin, BaseEstimator):
     def export_onnx(self, path, overwrite=False):
         """Export the fitted networks to the ONNX file ``path``, with a manifest at ``PATH.json``.
 
-        The graph maps float32 rows (input ``input``) to ``embedding`` and, for supervised
-        models, ``scores``; see :func:`ivis.onnx_export.export_onnx` and ``docs/deployment.md``.
-        Needs ``pip install 'ivis[onnx]'``. Returns the manifest (a dict).
+        The graph maps float32 rows (input ``input``) to ``embedding`` (as :meth:`transform`)
+        and, for supervised models, ``scores`` (as :meth:`score_samples`). Needs
+        ``pip install 'ivis[onnx]'``; see :func:`ivis.onnx_export.export_onnx` for the errors
+        and ``docs/deployment.md`` for running the file.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The ONNX file to write.
+        overwrite : bool, default=False
+            Replace existing files at ``path`` and ``PATH.json``; without it they are an error.
+
+        Returns
+        -------
+        dict
+            The manifest written to ``PATH.json``.
         """
         from ivis.onnx_export import export_onnx
 

@@ -266,7 +266,8 @@ def _write_files(model, manifest, destinations, overwrite):
     try:
         data = model.SerializeToString()
         _write_bytes(staged[0], data)
-        record = {**manifest, "file": os.path.basename(onnx_path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        checksum = {"file": os.path.basename(onnx_path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        record = {**manifest, **checksum}
         _write_bytes(staged[1], (json.dumps(record, indent=2) + "\n").encode("utf-8"))
         for work, final in zip(staged, destinations):
             _place(work, final, overwrite)

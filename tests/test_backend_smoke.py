@@ -7,6 +7,7 @@ environment without TensorFlow, which proves the engine code is backend-neutral.
 import os
 
 import numpy as np
+import pytest
 
 
 def test_fit_transform_save_load_on_the_active_backend(tmp_path):
@@ -30,3 +31,20 @@ def test_fit_transform_save_load_on_the_active_backend(tmp_path):
     np.testing.assert_allclose(loaded.transform(X), embedding, rtol=1e-5, atol=1e-5)
     loaded.fit(X, labels)
     assert len(loaded.loss_history_) == 6
+
+
+def test_onnx_export_works_on_tensorflow_and_names_it_elsewhere(tmp_path):
+    import keras
+
+    from ivis import Ivis
+    from ivis.onnx_export import OnnxExportError
+
+    X = np.random.default_rng(0).random((60, 4)).astype(np.float32)
+    model = Ivis(k=5, epochs=1, batch_size=32, verbose=0, random_state=0).fit(X)
+    if keras.backend.backend() == "tensorflow":
+        assert model.export_onnx(tmp_path / "m.onnx")["input"]["n_features"] == 4
+        assert (tmp_path / "m.onnx").stat().st_size > 0
+    else:  # the converter works on TensorFlow graphs: the error says how to export
+        with pytest.raises(OnnxExportError, match="KERAS_BACKEND=tensorflow"):
+            model.export_onnx(tmp_path / "m.onnx")
+        assert not (tmp_path / "m.onnx").exists()

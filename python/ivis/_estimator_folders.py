@@ -68,6 +68,30 @@ class ModelFolderMixin:
             folder_path, manifest, self.encoder_, self.supervised_head_, optimizer_variables, overwrite
         )
 
+    def export_onnx(self, path, overwrite=False):
+        """Export the fitted networks to the ONNX file ``path``, with a manifest at ``PATH.json``.
+
+        The graph maps float32 rows (input ``input``) to ``embedding`` (as :meth:`transform`)
+        and, for supervised models, ``scores`` (as :meth:`score_samples`). Needs
+        ``pip install 'ivis[onnx]'``; see :func:`ivis.onnx_export.export_onnx` for the errors
+        and ``docs/deployment.md`` for running the file.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The ONNX file to write.
+        overwrite : bool, default=False
+            Replace existing files at ``path`` and ``PATH.json``; without it they are an error.
+
+        Returns
+        -------
+        dict
+            The manifest written to ``PATH.json``.
+        """
+        from ivis.onnx_export import export_onnx
+
+        return export_onnx(self, path, overwrite=overwrite)
+
     def load_model(self, folder_path):
         """Load a model saved with :meth:`save_model` into this estimator.
 

@@ -6,6 +6,7 @@ ivis                                   # embeds scikit-learn's digits, writes iv
 ivis cells.csv --label-column type     # CSV with a label column to colour the plot
 ivis data.h5:X --shuffle-mode batch    # an HDF5 dataset, streamed from disk
 ivis new.csv --load-model model.ivis   # embed new data with a saved model
+ivis export model.ivis model.onnx      # export a saved model to ONNX (docs/deployment.md)
 
 Only the standard library is imported before the arguments are parsed, so ``ivis --help``
 answers at once; NumPy, scikit-learn and Keras load when there is work to do.
@@ -35,6 +36,7 @@ def build_parser():
             "Reduce the dimensionality of a dataset with ivis and write the embedding and a scatter "
             "plot. Without an input file, embeds scikit-learn's handwritten digits."
         ),
+        epilog="To export a saved model to ONNX: ivis export MODEL_FOLDER OUT.onnx (see ivis export --help).",
     )
     parser.add_argument(
         "input", nargs="?",
@@ -84,6 +86,36 @@ def build_parser():
     model.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay of the hidden layers")
     model.add_argument("--random-state", type=int, default=None, help="seed for repeatable results")
     return parser
+
+
+EXPORT_COMMAND = "export"
+
+
+def build_export_parser():
+    parser = argparse.ArgumentParser(
+        prog=f"ivis {EXPORT_COMMAND}",
+        description=(
+            "Export a saved ivis model to ONNX, to embed data with onnxruntime or another ONNX runtime "
+            "(no TensorFlow needed there). Writes OUT.onnx and its manifest OUT.onnx.json. Needs: pip install 'ivis[onnx]'."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL_FOLDER", help="a model folder written by --save-model or Ivis.save_model")
+    parser.add_argument("output", metavar="OUT.onnx", help="the ONNX file to write; its manifest goes to OUT.onnx.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx and OUT.onnx.json")
+    return parser
+
+
+def run_export(args):
+    from ivis import load_model
+    from ivis.onnx_export import check_destinations, manifest_path
+
+    check_destinations(args.output, args.overwrite, "Pass --overwrite")  # before Keras loads: a refusal comes at once
+    model = load_model(args.model)
+    manifest = model.export_onnx(args.output, overwrite=args.overwrite)
+    outputs = ", ".join(manifest["outputs"])
+    print(f"ivis: wrote {args.output} (input: {manifest['input']['n_features']} float32 features per row; outputs: {outputs})")
+    print(f"ivis: wrote its manifest to {manifest_path(args.output)}")
+    return 0
 
 
 class CommandError(Exception):
@@ -350,9 +382,16 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exporting = argv[:1] == [EXPORT_COMMAND]
+    args = build_export_parser().parse_args(argv[1:]) if exporting else build_parser().parse_args(argv)
     try:
-        return run(args)
+        return run_export(args) if exporting else run(args)
+    except ImportError as error:
+        if not exporting:
+            raise
+        print(f"ivis: error: {error}", file=sys.stderr)  # a missing optional package, with its install line
+        return 2
     except CommandError as error:
         print(f"ivis: error: {error}", file=sys.stderr)
         return 2

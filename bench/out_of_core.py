@@ -214,9 +214,10 @@ def cmd_primes_network(args):
     }))
 
 
-def _child(argv):
+def _child(argv, script=__file__):
+    """Run ``script argv`` in a fresh process; its last JSON line, or the error it ended with."""
     started = time.time()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, os.path.abspath(script), *argv], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
         result = {"what": argv[0], "argv": argv, "error": proc.stderr[-3000:]}

@@ -5,7 +5,8 @@
 # uses too). A second run only checks a stamp and takes a second.
 #
 # Usage: scripts/setup-python.sh [EXTRAS]     EXTRAS defaults to "cpu,plot,image,test,onnx"
-# (onnx: the ONNX exporter and onnxruntime, which the export tests run)
+# (onnx: the ONNX exporter and onnxruntime, which the export tests run; the test extra brings
+# anndata and scanpy for tests/test_anndata.py and docs/single-cell.md)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -344,8 +344,8 @@ def as_row_source(X, name="X", min_rows=1):
 
     Parameters
     ----------
-    X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
-        The data.
+    X : array-like, sparse matrix, h5py.Dataset, IndexableDataset or anndata.AnnData
+        The data (an AnnData's ``.X``, in memory or backed).
     name : str, default='X'
         Name used in error messages.
     min_rows : int, default=1
@@ -358,6 +358,10 @@ def as_row_source(X, name="X", min_rows=1):
     ValueError
         For empty data, too few rows, data with no feature axis, or a closed HDF5 file.
     """
+    from ivis.data.anndata import anndata_rows, is_anndata  # does not import anndata
+
+    if is_anndata(X):  # its .X; anndata_rows picks obsm[use_rep] or a layer
+        X = anndata_rows(X)
     if isinstance(X, RowSource):
         source = X
     elif hasattr(X, "tocsr") and hasattr(X, "nnz"):

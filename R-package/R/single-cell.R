@@ -74,7 +74,7 @@ embed_cells <- function(X, labels, model, embedding_dims, dots, fn) {
     ), fn, paste0("`", given, "`", collapse = ", "),
     if (length(given) > 1L) "them" else "it"), call. = FALSE)
   }
-  embedding <- predict(model, X)
+  embedding <- model$transform(X)
   attr(embedding, "model") <- model
   embedding
 }

@@ -111,15 +111,9 @@ calculateIvis.SummarizedExperiment <- function(x, ..., assay.type = "logcounts",
                "BiocManager::install(\"SummarizedExperiment\")")
   assay.type <- exprs_values %||% assay.type
   assays <- SummarizedExperiment::assayNames(x)
-  if (!is.character(assay.type) || length(assay.type) != 1L || !assay.type %in% assays) {
-    stop(sprintf(paste0(
-      "This object has no assay %s; its assays are: %s. Name one with `assay.type`, or ",
-      "use `dimred` for a reduced dimension."
-    ), if (is.character(assay.type)) paste0("\"", assay.type, "\"", collapse = ", ") else
-      describe_class(assay.type),
-    if (length(assays)) paste0("\"", assays, "\"", collapse = ", ") else "(none)"),
-    call. = FALSE)
-  }
+  check_choice(assay.type, assays, "assay", "assays", "object", paste(
+    "Name one with `assay.type`, or use `dimred` for a reduced dimension."
+  ))
   Y <- cell_labels(labels, SummarizedExperiment::colData(x), ncol(x), "colData")
   calculateIvis.default(SummarizedExperiment::assay(x, assay.type), labels = Y, ...)
 }
@@ -144,16 +138,10 @@ calculateIvis.SingleCellExperiment <- function(x, ..., dimred = NULL, n_dimred =
                                               model = model))
   }
   available <- SingleCellExperiment::reducedDimNames(x)
-  if (!is.character(dimred) || length(dimred) != 1L || !dimred %in% available) {
-    stop(sprintf(paste0(
-      "This object has no reduced dimension %s; its reduced dimensions are: %s. Name one ",
-      "with `dimred`, compute it first (for example scater::runPCA()), or leave `dimred` ",
-      "out to use the assay `assay.type`."
-    ), if (is.character(dimred)) paste0("\"", dimred, "\"", collapse = ", ") else
-      describe_class(dimred),
-    if (length(available)) paste0("\"", available, "\"", collapse = ", ") else "(none)"),
-    call. = FALSE)
-  }
+  check_choice(dimred, available, "reduced dimension", "reduced dimensions", "object", paste(
+    "Name one with `dimred`, compute it first (for example scater::runPCA()), or leave",
+    "`dimred` out to use the assay `assay.type`."
+  ))
   reduced <- SingleCellExperiment::reducedDim(x, dimred)
   owner <- sprintf("reducedDim(x, \"%s\")", dimred)
   columns <- if (is.null(n_dimred)) {
@@ -219,11 +207,10 @@ select_rows <- function(x, subset_row) {
   if (is.character(subset_row)) {
     unknown <- setdiff(subset_row, rownames(x))
     if (length(unknown)) {
-      stop(sprintf("%d of the %d features in `subset_row` %s not among the rows of `x`: %s%s.",
+      stop(sprintf("%d of the %d features in `subset_row` %s not among the rows of `x`: %s.",
                    length(unknown), length(subset_row),
-                   if (length(unknown) == 1L) "is" else "are",
-                   paste0("\"", utils::head(unknown, 5L), "\"", collapse = ", "),
-                   if (length(unknown) > 5L) ", ..." else ""), call. = FALSE)
+                   if (length(unknown) == 1L) "is" else "are", quoted(unknown, 5L)),
+           call. = FALSE)
     }
     return(match(subset_row, rownames(x)))
   }

@@ -134,15 +134,9 @@ RunIvis.Seurat <- function(object, dims = NULL, reduction = "pca", features = NU
 # with the 1-based dimensions used as attribute "dims".
 seurat_reduction_input <- function(object, reduction, dims) {
   available <- SeuratObject::Reductions(object)
-  if (!is.character(reduction) || length(reduction) != 1L || !reduction %in% available) {
-    stop(sprintf(paste0(
-      "This Seurat object has no reduction %s; its reductions are: %s. Name one with ",
-      "`reduction`, run Seurat::RunPCA() first, or use `features` instead."
-    ), if (is.character(reduction)) paste0("\"", reduction, "\"", collapse = ", ") else
-      describe_class(reduction),
-    if (length(available)) paste0("\"", available, "\"", collapse = ", ") else "(none)"),
-    call. = FALSE)
-  }
+  check_choice(reduction, available, "reduction", "reductions", "Seurat object", paste(
+    "Name one with `reduction`, run Seurat::RunPCA() first, or use `features` instead."
+  ))
   embeddings <- SeuratObject::Embeddings(object, reduction = reduction)
   dims <- if (is.null(dims)) seq_len(ncol(embeddings)) else
     check_positions(dims, ncol(embeddings), "dims", "dimension",
@@ -153,12 +147,7 @@ seurat_reduction_input <- function(object, reduction, dims) {
 # The expression of `features` in `slot` of `assay`, one row per cell.
 seurat_feature_input <- function(object, features, assay, slot) {
   assays <- SeuratObject::Assays(object)
-  if (!is.character(assay) || length(assay) != 1L || !assay %in% assays) {
-    stop(sprintf("This Seurat object has no assay %s; its assays are: %s.",
-                 if (is.character(assay)) paste0("\"", assay, "\"", collapse = ", ") else
-                   describe_class(assay),
-                 paste0("\"", assays, "\"", collapse = ", ")), call. = FALSE)
-  }
+  check_choice(assay, assays, "assay", "assays", "Seurat object", "Name one with `assay`.")
   # SeuratObject 5 calls the slot a layer.
   args <- list(object, assay = assay)
   args[[if (utils::packageVersion("SeuratObject") >= "5.0.0") "layer" else "slot"]] <- slot
@@ -169,11 +158,10 @@ seurat_feature_input <- function(object, features, assay, slot) {
   missing_features <- setdiff(features, rownames(data))
   if (length(missing_features)) {
     stop(sprintf(paste0(
-      "%d of the %d `features` %s not in slot \"%s\" of assay \"%s\" (%d features): %s%s."
+      "%d of the %d `features` %s not in slot \"%s\" of assay \"%s\" (%d features): %s."
     ), length(missing_features), length(features),
     if (length(missing_features) == 1L) "is" else "are", slot, assay, nrow(data),
-    paste0("\"", utils::head(missing_features, 5L), "\"", collapse = ", "),
-    if (length(missing_features) > 5L) ", ..." else ""), call. = FALSE)
+    quoted(missing_features, 5L)), call. = FALSE)
   }
   data <- data[features, , drop = FALSE]
   if (inherits(data, "Matrix")) Matrix::t(data) else t(data)

@@ -23,20 +23,37 @@ cell_labels <- function(labels, annotations, n, where) {
       stop(sprintf(paste0(
         "labels = \"%s\" is not a column of the cells' %s; its columns are: %s. Name one ",
         "of them, or give one label per cell (NA for an unlabelled cell)."
-      ), labels, where, if (length(columns)) paste0("\"", columns, "\"", collapse = ", ") else
-        "(none)"), call. = FALSE)
+      ), labels, where, quoted(columns)), call. = FALSE)
     }
     return(annotations[[labels]])
   }
   if (is.null(dim(labels)) && length(labels) != n) {
     stop(sprintf(paste0(
-      "`labels` has %d values but there are %d cells: give %sone label per cell (NA for an ",
+      "`labels` has %d value%s but there are %d cells: give %sone label per cell (NA for an ",
       "unlabelled cell)."
-    ), length(labels), n,
+    ), length(labels), if (length(labels) == 1L) "" else "s", n,
     if (is.null(annotations)) "" else sprintf("the name of a column of the cells' %s, or ", where)),
     call. = FALSE)
   }
   labels
+}
+
+# Stops unless `name` is one of `available`, the names of the `what` (plural `whats`) of the
+# `object` at hand; `fix` says what to do instead.
+check_choice <- function(name, available, what, whats, object, fix) {
+  if (is.character(name) && length(name) == 1L && !is.na(name) && name %in% available) {
+    return(invisible(name))
+  }
+  stop(sprintf("This %s has no %s %s; its %s are: %s. %s", object, what,
+               if (is.character(name)) quoted(name) else describe_class(name), whats,
+               quoted(available), fix), call. = FALSE)
+}
+
+# Names in double quotes, separated by commas: the first `most` of them, then "...".
+quoted <- function(x, most = Inf) {
+  if (!length(x)) return("(none)")
+  paste0(paste0("\"", utils::head(x, most), "\"", collapse = ", "),
+         if (length(x) > most) ", ..." else "")
 }
 
 # Stops when `...` (arguments meant for ivis()) holds an argument that has another name

@@ -135,5 +135,5 @@ test_that("runIvis() names the problem and the fix for bad input, in R terms", {
   expect_error(ivis::runIvis(matrix(1, 3, 3)), "takes a SingleCellExperiment, not a double matrix")
   expect_error(ivis::runIvis(sce, model = matrix(0, 90, 2)), "without a model")
   expect_error(ivis::calculateIvis(matrix(1, 3, 4), labels = "cell_type"),
-               "`labels` has 1 values but there are 4 cells")
+               "`labels` has 1 value but there are 4 cells: give one label per cell")
 })

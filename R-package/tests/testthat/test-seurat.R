@@ -142,3 +142,15 @@ test_that("RunIvis() names the problem and the fix for bad input, in R terms", {
   expect_error(ivis::RunIvis(object, embedding_dims = 3), "`n.components` instead of `embedding_dims`")
   expect_error(ivis::RunIvis(matrix(1, 3, 3)), "takes a Seurat object, not a double matrix")
 })
+
+test_that("Seurat and SingleCellExperiment stay optional", {
+  out <- run_rscript(c(
+    "library(ivis)",
+    "cat('loaded:', intersect(c('Seurat', 'SeuratObject', 'SingleCellExperiment'), loadedNamespaces()), '\\n')"
+  ))
+  expect_identical(attr(out, "status"), 0L, info = paste(out, collapse = "\n"))
+  expect_true(any(trimws(out) == "loaded:"), info = paste(out, collapse = "\n"))
+  expect_error(ivis:::need_package("ivisNoSuchPackage", "RunIvis", "install.packages(\"Seurat\")"),
+               "RunIvis() needs the R package 'ivisNoSuchPackage', which is not installed. Install it with install.packages(\"Seurat\").",
+               fixed = TRUE)
+})

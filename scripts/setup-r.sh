@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the R package needs, idempotently (a second run takes seconds):
-#   1. R 4.2 and the R packages used by ivis, its tests and its vignette (Debian packages);
+#   1. R 4.2 and the R packages used by ivis, its tests and its vignettes, Seurat and
+#      SingleCellExperiment included (Debian packages);
 #   2. reticulate 1.41 built from the source tarball of Debian's next release (trixie) into
 #      the project-local R library $REPO/.r-lib (Debian 12's reticulate 1.28 cannot convert
 #      NumPy 2 arrays and crashes under rpy2);
@@ -37,6 +38,8 @@ APT_PACKAGES=(
   # the R dependencies of reticulate (those of Debian 12's r-cran-reticulate, plus rlang)
   r-cran-rcpp r-cran-rcpptoml r-cran-rlang r-cran-jsonlite r-cran-png r-cran-here
   r-cran-withr r-cran-rappdirs
+  # the single-cell objects RunIvis() and runIvis() take (suggested; tests and vignette use them)
+  r-cran-seurat r-bioc-singlecellexperiment
   # generates man/ and NAMESPACE from the roxygen comments; scripts/test-r.sh checks they agree
   r-cran-roxygen2
   # reticulate and rpy2 compile C/C++ code

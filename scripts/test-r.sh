@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tests the R package (run scripts/setup-r.sh first):
 #   1. man/ and NAMESPACE agree with the roxygen comments in R-package/R;
-#   2. R CMD build: the tarball, with the vignette built to HTML and every chunk evaluated
-#      against the ivis Python core in $IVIS_VENV;
+#   2. R CMD build: the tarball, with the vignettes built to HTML and every chunk evaluated
+#      against the ivis Python core in $IVIS_VENV (and Seurat and SingleCellExperiment);
 #   3. the built package is installed into $REPO/.r-lib and its testthat suite runs against
 #      it with IVIS_REQUIRE_PYTHON=1, so tests that need Python fail instead of skipping;
 #   4. R CMD check --no-manual on the tarball, on a Python that lacks the ivis core: it must
@@ -28,6 +28,11 @@ command -v R >/dev/null 2>&1 || die "R is not installed; run scripts/setup-r.sh 
 [ -x "$IVIS_VENV/bin/python" ] || die "no Python at $IVIS_VENV/bin/python; set IVIS_VENV"
 "$IVIS_VENV/bin/python" -c "import ivis" 2>/dev/null \
   || die "$IVIS_VENV/bin/python cannot import the ivis core; install it there (pip install -e $REPO)"
+# The suggested single-cell packages: without them their tests would skip and the
+# single-cell vignette would show code only.
+Rscript -e 'quit(status = !all(vapply(c("Seurat", "SingleCellExperiment"), requireNamespace,
+                                      logical(1), quietly = TRUE)))' >/dev/null 2>&1 \
+  || die "the R packages Seurat and SingleCellExperiment are not installed; run scripts/setup-r.sh"
 
 export R_LIBS="$RLIB"
 export R_PROFILE_USER="$PROFILE"
@@ -58,30 +63,41 @@ mkdir -p "$WORK/build"
 (cd "$WORK/build" && R CMD build "$REPO/R-package") >"$WORK/build.log" 2>&1 \
   || { cat "$WORK/build.log"; die "R CMD build failed"; }
 TARBALL="$(ls "$WORK"/build/ivis_*.tar.gz)"
-HTML="$WORK/ivis.html"
-tar -xzOf "$TARBALL" ivis/inst/doc/ivis.html >"$HTML" || die "the tarball carries no built vignette"
 tar -tzf "$TARBALL" >"$WORK/contents.txt"
 grep -qx 'ivis/DESCRIPTION' "$WORK/contents.txt" || die "the tarball has no DESCRIPTION"
-grep -qx 'ivis/vignettes/ivis.Rmd' "$WORK/contents.txt" || die "the tarball has no vignette source"
-if grep -q "was not found when this document was built" "$HTML"; then
-  die "the vignette was built without the ivis Python core (no chunk was evaluated)"
-fi
-figures="$(grep -o 'data:image/png' "$HTML" | wc -l)"
-outputs="$(grep -c '#&gt;' "$HTML" || true)"
-[ "$figures" -ge 4 ] || die "the built vignette has $figures figures; expected at least 4"
-[ "$outputs" -ge 10 ] || die "the built vignette has $outputs output lines; expected evaluated chunks"
-log "vignette: $figures figures, $outputs output lines"
+# Each vignette, its least number of figures and of output lines when every chunk ran.
+VIGNETTES=("ivis 4 10" "single-cell 4 10")
+for entry in "${VIGNETTES[@]}"; do
+  read -r name min_figures min_outputs <<<"$entry"
+  HTML="$WORK/$name.html"
+  grep -qx "ivis/vignettes/$name.Rmd" "$WORK/contents.txt" \
+    || die "the tarball has no source of the vignette $name"
+  tar -xzOf "$TARBALL" "ivis/inst/doc/$name.html" >"$HTML" \
+    || die "the tarball carries no built vignette $name"
+  if grep -qE "(was|were) not (found|installed) when this document was built" "$HTML"; then
+    die "the vignette $name was built without the ivis Python core or the R packages it uses (no chunk was evaluated)"
+  fi
+  figures="$(grep -o 'data:image/png' "$HTML" | wc -l)"
+  outputs="$(grep -c '#&gt;' "$HTML" || true)"
+  [ "$figures" -ge "$min_figures" ] \
+    || die "the built vignette $name has $figures figures; expected at least $min_figures"
+  [ "$outputs" -ge "$min_outputs" ] \
+    || die "the built vignette $name has $outputs output lines; expected evaluated chunks"
+  log "vignette $name: $figures figures, $outputs output lines"
+done
 
 # --- 3. install the built package and run its tests --------------------------------------------
 log "R CMD INSTALL $(basename "$TARBALL") into $RLIB"
 R CMD INSTALL --library="$RLIB" "$TARBALL" >"$WORK/install.log" 2>&1 \
   || { cat "$WORK/install.log"; die "R CMD INSTALL failed"; }
 Rscript -e '
-  v <- vignette("ivis", package = "ivis")
-  stopifnot(inherits(v, "vignette"), file.exists(file.path(v$Dir, "doc", v$PDF)),
-            file.exists(file.path(v$Dir, "doc", v$R)))
-' >"$WORK/vignette.log" 2>&1 || { cat "$WORK/vignette.log"; die "vignette(\"ivis\") is not found after installing the built package"; }
-log "vignette(\"ivis\"): found in the installed package"
+  for (name in c("ivis", "single-cell")) {
+    v <- vignette(name, package = "ivis")
+    stopifnot(inherits(v, "vignette"), file.exists(file.path(v$Dir, "doc", v$PDF)),
+              file.exists(file.path(v$Dir, "doc", v$R)))
+  }
+' >"$WORK/vignette.log" 2>&1 || { cat "$WORK/vignette.log"; die "a vignette is not found after installing the built package"; }
+log "vignette(\"ivis\"), vignette(\"single-cell\"): found in the installed package"
 log "testthat (IVIS_REQUIRE_PYTHON=1)"
 (cd "$REPO/R-package/tests/testthat" && Rscript -e '
   testthat::set_max_fails(Inf)

@@ -16,8 +16,19 @@ from ivis.data.anndata import BackedCSRRows, anndata_rows, graph_neighbours
 
 from conftest import FAST
 
-# pandas 3 keeps strings as StringArray, which anndata writes to .h5ad only when allowed.
-anndata.settings.allow_write_nullable_strings = True
+
+
+@pytest.fixture(autouse=True, scope="module")
+def writable_strings():
+    """anndata 0.12 writes pandas 3's strings to .h5ad only when Python (not pyarrow) keeps
+    them and it is allowed to; both settings are put back after this module."""
+    import pandas as pd
+
+    allowed = anndata.settings.allow_write_nullable_strings
+    anndata.settings.allow_write_nullable_strings = True
+    with pd.option_context("mode.string_storage", "python"):
+        yield
+    anndata.settings.allow_write_nullable_strings = allowed
 
 
 @pytest.fixture(scope="module")

@@ -83,16 +83,25 @@ def test_the_cycle_check_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
+def _code_lines(function):
+    """Lines of a function, its signature included and its docstring left out: a scanpy-style
+    entry point documents a dozen parameters, and that text is not logic to keep small."""
+    lines = function.end_lineno - function.lineno + 1
+    first = function.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
 @pytest.mark.parametrize("module", sorted(_modules()))
 def test_modules_and_functions_are_small(module):
     path = _modules()[module]
     source = open(path, encoding="utf-8").read()
     assert source.count("\n") <= MAX_MODULE_LINES, f"{path} has {source.count(chr(10))} lines"
-    long = [
-        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for node in ast.walk(ast.parse(source, path))
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    functions = [
+        node for node in ast.walk(ast.parse(source, path)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     ]
+    long = [f"{node.name} ({_code_lines(node)} lines)" for node in functions if _code_lines(node) > MAX_FUNCTION_LINES]
     assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines: {', '.join(long)}"
 
 

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 import ivis.data.inputs as inputs
+import ivis.data.read_plan as read_plan
 from ivis import Ivis
 from ivis.data.inputs import IndexedSource, as_row_source, plan_reads
 from ivis.data.sequence import FlattenedImageDataset, IndexableDataset
@@ -73,7 +74,7 @@ class ReadSpy:
 @pytest.mark.parametrize("shuffle_mode", [True, "batch", False])
 def test_hdf5_fit_and_transform_read_slices_and_index_lists_only(h5_file, clusters, monkeypatch, shuffle_mode):
     # No covering slices across gaps: every scattered row goes to the index-list request.
-    monkeypatch.setattr(inputs, "MAX_GAP_BYTES", 0)
+    monkeypatch.setattr(read_plan, "MAX_GAP_BYTES", 0)
     n = len(clusters[0])
     n_batches = -(-n // BATCH)
     with h5py.File(h5_file, "r") as f:
@@ -108,7 +109,7 @@ def test_hdf5_fit_and_transform_read_slices_and_index_lists_only(h5_file, cluste
 def test_batch_mode_reads_anchors_with_one_slice_per_batch(h5_file, monkeypatch):
     from ivis.nn.training import TripletBatches
 
-    monkeypatch.setattr(inputs, "MAX_GAP_BYTES", 0)
+    monkeypatch.setattr(read_plan, "MAX_GAP_BYTES", 0)
     with h5py.File(h5_file, "r") as f:
         source = as_row_source(f["X"])
         neighbours = np.random.default_rng(0).integers(0, source.n_rows, (source.n_rows, 5))
@@ -138,13 +139,13 @@ def test_plan_reads_uses_slices_for_runs_and_one_list_for_the_rest():
     assert slices == [] and len(scattered) == 100
     runs = np.concatenate([np.arange(s, s + 2) for s in range(0, 1000, 10)])
     slices, scattered = plan_reads(runs, max_gap=0)
-    assert len(slices) == inputs.MAX_SLICES_PER_READ and len(scattered) == len(runs) - 2 * len(slices)
+    assert len(slices) == read_plan.MAX_SLICES_PER_READ and len(scattered) == len(runs) - 2 * len(slices)
 
 
 @pytest.mark.parametrize("name", ["X", "gzip"])
 @pytest.mark.parametrize("max_gap_bytes", [0, 32 * 2**10])
 def test_hdf5_batches_come_back_in_requested_order(h5_file, clusters, monkeypatch, name, max_gap_bytes):
-    monkeypatch.setattr(inputs, "MAX_GAP_BYTES", max_gap_bytes)
+    monkeypatch.setattr(read_plan, "MAX_GAP_BYTES", max_gap_bytes)
     X = clusters[0]
     idx = np.array([7, 3, 3, 399, 0, 1, 2, 250, 251, 7, 120])
     with h5py.File(h5_file, "r") as f:

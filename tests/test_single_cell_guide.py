@@ -15,13 +15,20 @@ def python_blocks(text):
 
 def test_guide_runs_and_does_what_it_says(tmp_path, monkeypatch):
     import anndata
+    import pandas as pd
 
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks(GUIDE.read_text(encoding="utf-8"))
     assert len(blocks) >= 6
     namespace = {}
-    for number, code in enumerate(blocks, 1):
-        exec(compile(code, f"{GUIDE.name}, Python block {number}", "exec"), namespace)
+    # The guide sets pandas' string storage and an anndata setting: both are put back afterwards.
+    allowed = anndata.settings.allow_write_nullable_strings
+    try:
+        with pd.option_context("mode.string_storage", pd.get_option("mode.string_storage")):
+            for number, code in enumerate(blocks, 1):
+                exec(compile(code, f"{GUIDE.name}, Python block {number}", "exec"), namespace)
+    finally:
+        anndata.settings.allow_write_nullable_strings = allowed
 
     adata, new = namespace["adata"], namespace["new"]
     assert (tmp_path / "pbmc_ivis.png").stat().st_size > 0

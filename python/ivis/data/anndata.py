@@ -116,7 +116,7 @@ class BackedCSRRows(IndexableDataset):
         self._shape = (len(self._indptr) - 1, int(n_columns))
         row_bytes = max(1.0, self._data.dtype.itemsize * self._indptr[-1] / max(1, self._shape[0]))
         # Nearby rows are read with one slice, as the dense reader does (MAX_GAP_BYTES).
-        from ivis.data.inputs import MAX_GAP_BYTES
+        from ivis.data.read_plan import MAX_GAP_BYTES
 
         self._max_gap = int(MAX_GAP_BYTES // row_bytes)
 
@@ -146,7 +146,7 @@ class BackedCSRRows(IndexableDataset):
         return block.toarray()
 
     def get_batch(self, idx_seq):
-        from ivis.data.inputs import plan_reads
+        from ivis.data.read_plan import plan_reads
 
         indices = np.asarray(idx_seq, dtype=np.int64).ravel()
         unique, inverse = np.unique(indices, return_inverse=True)

@@ -9,6 +9,8 @@ data lives or densify it whole.
 
 import numpy as np
 
+from ivis.data import read_plan
+from ivis.data.read_plan import plan_reads  # noqa: F401 - re-exported
 from ivis.data.float32 import (  # noqa: F401 - FLOAT32_MAX and check_float32_range re-exported
     FLOAT32_MAX,
     check_float32_range,
@@ -23,12 +25,6 @@ DEFAULT_CHUNK_ROWS = 8192
 # Cap on the dense bytes of one streamed chunk: very wide rows (a sparse matrix of 78,498
 # columns, say) are streamed in fewer rows per chunk, so that no chunk needs gigabytes.
 MAX_CHUNK_BYTES = 64 * 2**20
-# Scattered rows closer than this many bytes of data are read with one slice covering them
-# (and the rows between): on HDF5, slicing costs about 0.05 us per row against about 8 us
-# per row selected by an index list, so a covering slice wins for gaps of up to ~150 rows.
-MAX_GAP_BYTES = 32 * 2**10
-# At most this many slices per read; rows of any further runs join the index-list request.
-MAX_SLICES_PER_READ = 16
 
 
 def bounded_chunk_rows(chunk_rows, n_features, itemsize=4):
@@ -49,47 +45,6 @@ def bounded_chunk_rows(chunk_rows, n_features, itemsize=4):
         At least 1.
     """
     return max(1, min(int(chunk_rows), MAX_CHUNK_BYTES // max(1, int(n_features) * itemsize)))
-
-
-def plan_reads(sorted_indices, max_gap):
-    """Split sorted, distinct row indices into covering slices and one index list.
-
-    Runs of indices whose gaps are at most ``max_gap`` rows become slices (the largest
-    :data:`MAX_SLICES_PER_READ` runs of at least two rows); every other index goes into a
-    single index-list request. Reading is therefore never row by row, whatever the indices.
-
-    Parameters
-    ----------
-    sorted_indices : ndarray of int
-        Increasing, distinct row indices.
-    max_gap : int
-        Largest number of unrequested rows a slice may read between two requested ones.
-
-    Returns
-    -------
-    slices : list of (int, int, int, int)
-        ``(first, last, lo, hi)``: positions ``first:last`` of ``sorted_indices`` are read by
-        the slice ``lo:hi`` of the data.
-    scattered : ndarray of int
-        Positions in ``sorted_indices`` read by the index-list request.
-    """
-    n = len(sorted_indices)
-    if n == 0:
-        return [], np.zeros(0, dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(sorted_indices) > max_gap + 1) + 1
-    firsts = np.concatenate([[0], breaks])
-    lasts = np.concatenate([breaks, [n]])
-    sizes = lasts - firsts
-    runs = np.flatnonzero(sizes >= 2)
-    if len(runs) > MAX_SLICES_PER_READ:
-        runs = np.sort(runs[np.argsort(-sizes[runs], kind="stable")[:MAX_SLICES_PER_READ]])
-    covered = np.zeros(n, dtype=bool)
-    slices = []
-    for run in runs:
-        first, last = int(firsts[run]), int(lasts[run])
-        covered[first:last] = True
-        slices.append((first, last, int(sorted_indices[first]), int(sorted_indices[last - 1]) + 1))
-    return slices, np.flatnonzero(~covered)
 
 
 def _add_note(error, note):
@@ -228,7 +183,7 @@ class IndexedSource(RowSource):
         super().__init__(data, data.shape, name)
         self._has_get_batch = callable(getattr(data, "get_batch", None))
         itemsize = getattr(getattr(data, "dtype", None), "itemsize", 4) or 4
-        self._max_gap = MAX_GAP_BYTES // max(1, self.n_features * int(itemsize))
+        self._max_gap = read_plan.MAX_GAP_BYTES // max(1, self.n_features * int(itemsize))
 
     def _check_rows(self, rows, row_numbers):
         """``rows`` read at ``row_numbers``, checked and converted to float32."""

@@ -597,9 +597,10 @@ class Ivis(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------- training
 
     def _train(self, keras, source, neighbours, targets, shuffle_mode, held_out=None):
+        from ivis.nn.losses import triplet_loss
         from ivis.nn.training import (
             EarlyStoppingOnLoss, EpochProgress, EpochSync, StopOnNonFiniteLoss, TrainingRecorder, TripletBatches,
-            fit_triplets,
+            fit_triplets, input_coordinates,
         )
 
         state = self._training_state_
@@ -624,6 +625,7 @@ class Ivis(TransformerMixin, BaseEstimator):
         batches = TripletBatches(
             source, neighbours, self.batch_size, self._sub_seed("sampling"), shuffle_mode, targets, initial_epoch,
             indices_only=rows_in_graph, in_batch_negatives=in_batch,
+            coordinates=input_coordinates(triplet_loss(self.distance), source, self._sub_seed("sampling")),
         )
         self.loss_history_ = list(self.loss_history_)
         self.validation_loss_history_ = list(getattr(self, "validation_loss_history_", []))

@@ -160,7 +160,8 @@ def _quality(workload):
     """ivis with the triplet loss and with the contrastive settings, three seeds each.
 
     ``ivis_infonce`` uses :data:`CONTRASTIVE_IVIS`; ``ivis_infonce_pn`` the same with the loss
-    ``infonce_pn`` (half InfoNCE, half pn); ``ivis_infonce_global`` :data:`GLOBAL_IVIS`. The seed-0 triplet run is the workload's ``ivis``
+    ``infonce_pn`` (half InfoNCE, half pn); ``ivis_infonce_global`` :data:`GLOBAL_IVIS`.
+    The seed-0 triplet run is the workload's ``ivis``
     row (made by :func:`_standard` or :func:`_seed_repeats` where those apply).
     """
     runs = []

@@ -91,7 +91,9 @@ def _header(data):
             "",
         ]
     ids = {r.get("invocation") for r in data["runs"].values()}
-    earlier = sorted((i for i in data["invocations"][:-1] if i["id"] in ids), key=lambda i: i["started"])
+    # An invocation that wrote to two result names is listed by both once they are included.
+    unique = {i["id"]: i for i in data["invocations"][:-1] if i["id"] in ids}
+    earlier = sorted(unique.values(), key=lambda i: i["started"])
     if earlier:
         lines.append(
             "Some runs below come from other invocations, stored under the same name or included with `--include`:"

@@ -7,13 +7,15 @@ import workloads
 def test_label_patterns_select_runs():
     runs = plan.build(["fmnist"], {"ivis", "umap"}, labels=["ivis_infonce*", "umap"])
     labels = {run.label for run in runs}
-    assert labels == {"umap"} | {f"ivis_infonce{loss}{seed}" for loss in ("", "_pn") for seed in ("", "_seed1", "_seed2")}
+    assert labels == {"umap"} | {
+        f"ivis_infonce{loss}{seed}" for loss in ("", "_pn", "_global") for seed in ("", "_seed1", "_seed2")
+    }
 
 
 def test_every_quality_workload_has_three_seeds_of_each_setting():
     for name in ("digits", "fmnist") + workloads.CONTINUOUS:
         labels = {run.label for run in plan.runs_for(name)}
-        for base in ("ivis", "ivis_infonce", "ivis_infonce_pn"):
+        for base in ("ivis", "ivis_infonce", "ivis_infonce_pn", "ivis_infonce_global"):
             assert {base, f"{base}_seed1", f"{base}_seed2"} <= labels, (name, base)
         assert {"umap", "pca"} <= labels
 

@@ -48,7 +48,7 @@ def test_loss_matches_numpy_reference(name):
     assert value == pytest.approx(reference(name, y_pred), rel=1e-4, abs=1e-5)
 
 
-CONTRASTIVE = ["infonce", "neg", "infonce_pn"]
+CONTRASTIVE = ["infonce", "neg", "infonce_pn", "infonce_global"]
 
 
 def test_every_documented_name_is_registered():
@@ -121,13 +121,13 @@ def _batch_negatives(y_pred, i):
     return [p[j] for j in range(len(p)) if j != i] + [a[j] for j in range(len(a)) if j != i]
 
 
-def infonce_reference(y_pred):
+def infonce_reference(y_pred, exaggeration=1.0):
     a, p, _ = y_pred
     per_anchor = []
     for i in range(len(a)):
         positive = _cauchy(a[i], p[i])
         total = positive + sum(_cauchy(a[i], c) for c in _batch_negatives(y_pred, i))
-        per_anchor.append(-np.log(positive / total))
+        per_anchor.append(np.log(total) - exaggeration * np.log(positive))
     return np.mean(per_anchor)
 
 
@@ -195,3 +195,45 @@ def test_infonce_pn_is_half_of_each():
     y_pred = rng.normal(size=(3, 16, 2)).astype(np.float32)
     expected = 0.5 * infonce_reference(y_pred.astype(np.float64)) + 0.5 * reference("pn", y_pred)
     assert float(np.asarray(losses.triplet_loss("infonce_pn")(None, y_pred))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_infonce_exaggeration_weights_the_attraction():
+    rng = np.random.default_rng(6)
+    y_pred = rng.normal(size=(3, 16, 2))
+    loss = losses.CauchyInfoNceLoss(exaggeration=4)
+    value = float(np.asarray(loss(None, y_pred.astype(np.float32))))
+    assert value == pytest.approx(infonce_reference(y_pred, exaggeration=4), rel=1e-4)
+
+
+def global_correlation_reference(coordinates, y_pred, weight):
+    from scipy.spatial.distance import pdist
+
+    # Every ordered pair, as the loss sees the full distance matrix (zeros on the diagonal).
+    d_input = np.concatenate([pdist(coordinates), pdist(coordinates), np.zeros(len(coordinates))])
+    d_embedding = np.concatenate([pdist(y_pred[0]), pdist(y_pred[0]), np.zeros(len(coordinates))])
+    r = np.corrcoef(d_input, d_embedding)[0, 1]
+    return infonce_reference(y_pred) + weight * (1.0 - r)
+
+
+def test_global_correlation_loss_matches_numpy_reference():
+    rng = np.random.default_rng(8)
+    y_pred = rng.normal(scale=2.0, size=(3, 24, 2))
+    coordinates = rng.normal(size=(24, 10))
+    y_true, y_pred32 = coordinates.astype(np.float32), y_pred.astype(np.float32)
+    value = float(np.asarray(losses.triplet_loss("infonce_global")(y_true, y_pred32)))
+    assert value == pytest.approx(global_correlation_reference(coordinates, y_pred, 1.0), rel=1e-4)
+    weighted = losses.GlobalCorrelationLoss(losses.triplet_loss("infonce"), weight=3.0)
+    value = float(np.asarray(weighted(y_true, y_pred32)))
+    assert value == pytest.approx(global_correlation_reference(coordinates, y_pred, 3.0), rel=1e-4)
+
+
+def test_global_correlation_term_is_zero_when_the_anchors_are_the_input_scaled():
+    rng = np.random.default_rng(9)
+    coordinates = rng.normal(size=(20, 2))
+    y_pred = np.stack([3.0 * coordinates, rng.normal(size=(20, 2)), rng.normal(size=(20, 2))])
+    loss = losses.GlobalCorrelationLoss(lambda y_true, y_pred: 0.0, weight=1.0)
+    value = lambda embedded: float(np.asarray(loss(coordinates.astype(np.float32), embedded.astype(np.float32))))  # noqa: E731
+    assert value(y_pred) == pytest.approx(0.0, abs=1e-4)
+    shuffled = y_pred.copy()
+    shuffled[0] = y_pred[0][rng.permutation(20)]
+    assert value(shuffled) > 0.5

@@ -19,9 +19,11 @@
 #' @param distance The triplet loss: one of `"pn"`, `"euclidean"`,
 #'   `"manhattan_pn"`, `"manhattan"`, `"chebyshev"`, `"chebyshev_pn"`,
 #'   `"softmax_ratio_pn"`, `"softmax_ratio"`, `"cosine"`, `"cosine_pn"`; one of
-#'   the contrastive losses `"infonce"`, `"neg"`, `"infonce_pn"`, which compare
-#'   each anchor with every other point of its batch and separate clusters more
-#'   sharply (see `docs/quality.md` in the ivis repository); or a Python
+#'   the contrastive losses `"infonce"`, `"neg"`, `"infonce_pn"`,
+#'   `"infonce_global"`, which compare each anchor with every other point of its
+#'   batch and separate clusters more sharply (`"infonce_global"` also keeps the
+#'   batch's distances correlated with the input's; see `docs/quality.md` in the
+#'   ivis repository); or a Python
 #'   callable taking `(y_true, y_pred)`.
 #' @param batch_size Size of the mini-batches used in training.
 #' @param epochs Maximum number of training epochs.

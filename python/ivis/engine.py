@@ -248,7 +248,7 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     early_stopping = _early_stopping(run.patience, state.early_stopping if resuming else None, data.held_out)
     validation = [] if data.held_out is None else [held_out_loss(networks, losses, data.source, *data.held_out)]
     progress = EpochProgress(total_epochs, initial_epoch, show=run.verbose > 0)
-    batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch)
+    batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance)
     callbacks = [
         EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping,
         TrainingRecorder(history, state, early_stopping), progress, *callbacks,
@@ -285,9 +285,10 @@ def _early_stopping(patience, saved, held_out):
     )
 
 
-def _triplet_batches(run, data, initial_epoch):
+def _triplet_batches(run, data, initial_epoch, distance):
     """``(batches, rows_in_graph, in_batch)``: the epoch's batches and how the trainer takes them."""
-    from ivis.nn.training import TripletBatches
+    from ivis.nn.losses import triplet_loss
+    from ivis.nn.training import TripletBatches, input_coordinates
 
     source = data.source
     rows_in_graph = isinstance(source, ArraySource) and source.data.nbytes <= IN_GRAPH_ROWS_MAX_BYTES
@@ -296,6 +297,8 @@ def _triplet_batches(run, data, initial_epoch):
     batches = TripletBatches(
         source, data.neighbours, run.batch_size, run.sampling_seed, data.shuffle_mode, data.targets, initial_epoch,
         indices_only=rows_in_graph, in_batch_negatives=in_batch,
+        # Losses with a global term compare embedding distances with input coordinates.
+        coordinates=input_coordinates(triplet_loss(distance), source, run.sampling_seed),
     )
     return batches, rows_in_graph, in_batch
 

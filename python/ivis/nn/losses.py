@@ -10,7 +10,8 @@ through) and :func:`register_loss` adds a user's own. The ``*_pn`` variants comp
 positive distance with the *smaller* of the anchor-negative and positive-negative distances,
 so that the negative is pushed away from both other points.
 
-The contrastive losses (``infonce``, ``neg``; ``infonce_pn`` blends ``infonce`` and ``pn``) compare each anchor with every
+The contrastive losses (``infonce``, ``neg``; ``infonce_pn`` blends ``infonce`` and ``pn``;
+``infonce_global`` adds a term on the correlation of input and embedding distances) compare each anchor with every
 other point of its batch through a Cauchy similarity ``1 / (1 + d^2)`` of embedded points, as
 in contrastive neighbour embedding (Damrich, Böhm, Hamprecht and Kobak, ICLR 2023): the
 anchor's positive (one of its nearest neighbours) is attracted and the other anchors and
@@ -249,13 +250,21 @@ class CauchyInfoNceLoss:
     its positive and its ``2 * batch - 2`` negatives; the batch mean is returned. The third
     triplet member (the sampled negative) is not used: the batch supplies many more.
 
+    With ``exaggeration`` ``rho > 1`` the attraction term ``-log q(a_i, p_i)`` is weighted by
+    ``rho``: stronger attraction moves the embedding along the attraction-repulsion spectrum
+    of Damrich et al. towards more continuous, globally faithful layouts, as early
+    exaggeration does in t-SNE.
+
     Parameters
     ----------
+    exaggeration : float, default=1
+        Weight of the attraction term.
     name : str, optional
         The registered name of this loss.
     """
 
-    def __init__(self, name=None):
+    def __init__(self, exaggeration=1.0, name=None):
+        self.exaggeration = float(exaggeration)
         self.name = name or type(self).__name__
         self.__name__ = self.name
 
@@ -266,7 +275,7 @@ class CauchyInfoNceLoss:
         masked = ops.where(not_self > 0, log_q, ops.full_like(log_q, -1e30))
         n = ops.shape(eye)[0]
         positive_log_q = ops.sum(log_q[:, :n] * eye, axis=1)
-        return ops.mean(ops.logsumexp(masked, axis=1) - positive_log_q)
+        return ops.mean(ops.logsumexp(masked, axis=1) - self.exaggeration * positive_log_q)
 
 
 class CauchyNegativeSamplingLoss:
@@ -334,6 +343,57 @@ class BlendedLoss:
         )
 
 
+def _pairwise_distances(x):
+    """Euclidean distances between all rows of ``x``, flattened to ``(batch * batch,)``."""
+    sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
+    sq_dist = ops.maximum(sq + ops.transpose(sq) - 2.0 * ops.matmul(x, ops.transpose(x)), 0.0)
+    return ops.reshape(ops.sqrt(sq_dist + _EPSILON), (-1,))
+
+
+class GlobalCorrelationLoss:
+    """A loss plus a term that keeps the batch's distances correlated with the input's.
+
+    The term is ``weight * (1 - r)``, ``r`` the Pearson correlation between the pairwise
+    Euclidean distances of the batch's anchors in the input and in the embedding, as in the
+    global loss of Parametric UMAP (Sainburg, McInnes and Gentner, 2021). Input distances are
+    taken in a fixed PCA projection of the training rows to ``input_components`` dimensions,
+    which training passes as the loss's first argument, one row of coordinates per anchor
+    (see :func:`ivis.nn.training.input_coordinates`). A contrastive loss alone lets separated
+    groups drift apart and tears continuous data; the term holds the layout of the whole to
+    the input's.
+
+    Parameters
+    ----------
+    base : callable
+        The loss ``(y_true, y_pred) -> scalar`` the term is added to; it does not read ``y_true``.
+    weight : float, default=1
+        Weight of the correlation term.
+    input_components : int, default=10
+        Dimensions of the PCA projection the input distances are measured in.
+    name : str, optional
+        The registered name of this loss.
+    """
+
+    def __init__(self, base, weight=1.0, input_components=10, name=None):
+        self.base = base
+        self.weight = float(weight)
+        self.input_components = int(input_components)
+        self.name = name or type(self).__name__
+        self.__name__ = self.name
+
+    def __call__(self, y_true, y_pred):
+        anchor = y_pred[0]
+        coordinates = ops.cast(ops.reshape(y_true, (ops.shape(anchor)[0], -1)), anchor.dtype)
+        d_input = _pairwise_distances(coordinates)
+        d_embedding = _pairwise_distances(anchor)
+        d_input = d_input - ops.mean(d_input)
+        d_embedding = d_embedding - ops.mean(d_embedding)
+        r = ops.sum(d_input * d_embedding) / ops.sqrt(
+            ops.sum(ops.square(d_input)) * ops.sum(ops.square(d_embedding)) + _EPSILON
+        )
+        return self.base(y_true, y_pred) + self.weight * (1.0 - r)
+
+
 for _name, _cls in [
     ("pn", EuclideanPnLoss),
     ("euclidean", EuclideanTripletLoss),
@@ -353,6 +413,8 @@ for _name, _cls in [
 # Half InfoNCE, half pn: the contrastive loss's separated clusters with the triplet loss's
 # faithfulness to distances between them and on continuous data.
 register_loss(BlendedLoss(_LOSS_REGISTRY["infonce"], _LOSS_REGISTRY["pn"], 0.5, name="infonce_pn"), name="infonce_pn")
+# InfoNCE held to the input's global layout: separated groups, distances kept honest.
+register_loss(GlobalCorrelationLoss(_LOSS_REGISTRY["infonce"], 1.0, name="infonce_global"), name="infonce_global")
 
 
 class KerasTripletLoss(keras.losses.Loss):

@@ -41,6 +41,9 @@ class TripletBatches(keras.utils.PyDataset):
         Yield the ``(batch, 3)`` int32 row indices of each triplet instead of the rows, for a
         trainer that looks the rows up itself (:func:`~ivis.nn.network.row_index_trainer`).
         The triplets are the same either way.
+    coordinates : ndarray, optional
+        Per-row values the loss reads as its first argument, one row per anchor (see
+        :func:`input_coordinates`); without them the loss gets a placeholder.
     in_batch_negatives : bool, default=False
         Take each anchor's negative from the other anchors of its batch
         (:func:`~ivis.data.triplets.sample_batch_negatives`), for a trainer that reuses their
@@ -51,7 +54,7 @@ class TripletBatches(keras.utils.PyDataset):
 
     def __init__(
         self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
-        indices_only=False, in_batch_negatives=False,
+        indices_only=False, in_batch_negatives=False, coordinates=None,
     ):
         super().__init__()
         self.source = source
@@ -63,6 +66,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.epoch = int(initial_epoch)
         self.indices_only = bool(indices_only)
         self.in_batch_negatives = bool(in_batch_negatives)
+        self.coordinates = coordinates
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -94,7 +98,10 @@ class TripletBatches(keras.utils.PyDataset):
 
     def _targets(self, anchors):
         # The triplet loss ignores its target; a placeholder of the right length keeps Keras happy.
-        placeholder = np.zeros((len(anchors),), dtype=np.float32)
+        if self.coordinates is not None:
+            placeholder = self.coordinates[anchors]
+        else:
+            placeholder = np.zeros((len(anchors),), dtype=np.float32)
         if self.labels is None:
             return placeholder
         return placeholder, self.labels[anchors]
@@ -109,6 +116,36 @@ class TripletBatches(keras.utils.PyDataset):
         # Keras also calls this outside epoch boundaries (after peeking at batches), so the
         # epoch is set explicitly by EpochSync instead of counted here.
         pass
+
+
+# Rows and bytes of the sample the PCA of input_coordinates is fitted on.
+COORDINATE_SAMPLE_ROWS = 5000
+COORDINATE_SAMPLE_BYTES = 200 * 2**20
+
+
+def input_coordinates(loss, source, seed):
+    """The per-row input coordinates ``loss`` asks for, or None when it asks for none.
+
+    A loss with an ``input_components`` attribute (e.g.
+    :class:`~ivis.nn.losses.GlobalCorrelationLoss`) compares embedding distances with input
+    distances; it gets every row projected on the first ``input_components`` principal
+    components of a fixed random sample of the rows (float32, shape ``(n_rows, components)``).
+    Rows are read chunk by chunk, so data on disk stays there.
+    """
+    components = getattr(loss, "input_components", None)
+    if not components:
+        return None
+    from sklearn.decomposition import PCA
+
+    n_sample = min(source.n_rows, COORDINATE_SAMPLE_ROWS, max(2, COORDINATE_SAMPLE_BYTES // (4 * source.n_features)))
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(source.n_rows, n_sample, replace=False))
+    flat = source.get_batch(sample).reshape(n_sample, -1)
+    pca = PCA(min(int(components), n_sample, flat.shape[1]), random_state=seed).fit(flat)
+    out = np.empty((source.n_rows, pca.n_components_), dtype=np.float32)
+    for start, chunk in source.iter_chunks():
+        out[start:start + len(chunk)] = pca.transform(chunk.reshape(len(chunk), -1))
+    return out
 
 
 class EpochSync(keras.callbacks.Callback):

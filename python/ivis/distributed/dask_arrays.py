@@ -59,7 +59,7 @@ class DaskArraySource(IndexedSource):
         return self._check_rows(self.data[start:stop].compute(), np.arange(start, stop))
 
 
-def _model_facts(model):
+def model_facts(model):
     """``(reference, input_shape, embedding_dims)`` of a model folder or a fitted estimator."""
     from ivis.estimator import Ivis
 
@@ -143,7 +143,7 @@ def transform_dask(model, X):
     """
     import dask
 
-    reference, input_shape, embedding_dims = _model_facts(model)
+    reference, input_shape, embedding_dims = model_facts(model)
     X = whole_rows(X)
     check_row_shape(X.shape[1:], input_shape)
     if reference is None:

@@ -4,12 +4,12 @@
 # dependencies (R-package/inst/python/constraints.txt, the one list of pins that install_ivis()
 # uses too). A second run only checks a stamp and takes a second.
 #
-# Usage: scripts/setup-python.sh [EXTRAS]     EXTRAS defaults to "cpu,plot,image,test"
+# Usage: scripts/setup-python.sh [EXTRAS]     EXTRAS defaults to "cpu,plot,image,test,dask,spark"
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IVIS_VENV="${IVIS_VENV:-$REPO/.venv}"
-EXTRAS="${1:-cpu,plot,image,test}"
+EXTRAS="${1:-cpu,plot,image,test,dask,spark}"
 PYTHON="${PYTHON:-python3}"
 CONSTRAINTS="$REPO/R-package/inst/python/constraints.txt"
 

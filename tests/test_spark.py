@@ -1,7 +1,5 @@
 """Spark DataFrames: an embedding column from a saved model, in local[2] mode."""
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -27,23 +25,6 @@ def saved(rows, tmp_path_factory):
     folder = tmp_path_factory.mktemp("spark") / "spark-model"
     model.save_model(str(folder))
     return model, str(folder)
-
-
-@pytest.fixture(scope="session")
-def spark():
-    import os
-
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = (
-        SparkSession.builder.master("local[2]").appName("ivis-tests")
-        .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "1g").getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def frame(spark, rows):

@@ -72,3 +72,26 @@ def test_bad_columns_and_models_are_named(spark, saved, rows):
         transform_spark(folder, df, "id")
     with pytest.raises(TypeError, match="save_model"):
         transform_spark(saved[0], df, "features")
+
+
+def test_each_python_worker_loads_the_model_at_most_once(spark, saved, rows):
+    _, folder = saved
+    df = frame(spark, rows).repartition(6)
+    transform_spark(folder, df, "features").collect()
+    assert transform_spark(folder, df.limit(0), "features").collect() == []
+
+    def report(batches):
+        import os
+
+        import pandas as pd
+
+        from ivis.distributed import model_cache
+
+        for _ in batches:
+            counts = model_cache.load_counts()
+            loads = sum(n for key, n in counts.items() if os.path.basename(key) == "spark-model")
+            yield pd.DataFrame({"pid": [os.getpid()], "loads": [loads]})
+
+    reports = spark.range(0, 8, numPartitions=4).mapInPandas(report, "pid long, loads long").toPandas()
+    per_worker = reports.groupby("pid")["loads"].max()
+    assert per_worker.max() == 1, per_worker.to_dict()

@@ -4,14 +4,15 @@
 # dependencies (R-package/inst/python/constraints.txt, the one list of pins that install_ivis()
 # uses too). A second run only checks a stamp and takes a second.
 #
-# Usage: scripts/setup-python.sh [EXTRAS]     EXTRAS defaults to "cpu,plot,image,test,onnx"
-# (onnx: the ONNX exporter and onnxruntime, which the export tests run; the test extra brings
-# anndata and scanpy for tests/test_anndata.py and docs/single-cell.md)
+# Usage: scripts/setup-python.sh [EXTRAS]     EXTRAS defaults to "cpu,plot,image,test,onnx,dask,spark"
+# (onnx: the ONNX exporter and onnxruntime, which the export tests run; dask, spark: the
+# distributed tests; the test extra brings anndata and scanpy for tests/test_anndata.py and
+# docs/single-cell.md)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IVIS_VENV="${IVIS_VENV:-$REPO/.venv}"
-EXTRAS="${1:-cpu,plot,image,test,onnx}"
+EXTRAS="${1:-cpu,plot,image,test,onnx,dask,spark}"
 PYTHON="${PYTHON:-python3}"
 CONSTRAINTS="$REPO/R-package/inst/python/constraints.txt"
 

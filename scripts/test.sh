@@ -17,6 +17,8 @@ step() { printf '\n==== %s\n' "$*"; }
 
 step "setting up Python"
 scripts/setup-python.sh
+step "setting up Java (for the Spark tests)"
+scripts/setup-java.sh
 step "setting up R"
 scripts/setup-r.sh
 

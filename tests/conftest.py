@@ -67,3 +67,22 @@ def fitted_blobs(blobs):
 
     X, _ = blobs
     return Ivis(**FAST).fit(X)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for every test that needs one (Spark starts slowly)."""
+    import sys
+
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]").appName("ivis-tests")
+        .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "1g").getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

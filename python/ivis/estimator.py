@@ -433,13 +433,19 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
+        X : array-like, sparse matrix, h5py.Dataset, dask.array.Array or IndexableDataset
             Rows of the same shape as in fit.
 
         Returns
         -------
         ndarray of shape (n_samples, embedding_dims)
+            A lazy ``dask.array.Array`` for a Dask array ``X``, embedded block by block
+            (:func:`ivis.distributed.transform_dask`).
         """
+        if type(X).__module__.startswith("dask.array"):  # a lazy result: see ivis.distributed
+            from ivis.distributed.dask_arrays import transform_dask
+
+            return transform_dask(self, X)
         source = self._check_transform_input(X)
         return engine.embed(self.encoder_, source)
 

@@ -299,7 +299,7 @@ def as_row_source(X, name="X", min_rows=1):
 
     Parameters
     ----------
-    X : array-like, sparse matrix, h5py.Dataset, IndexableDataset or anndata.AnnData
+    X : array-like, sparse matrix, h5py.Dataset, dask.array.Array, IndexableDataset or anndata.AnnData
         The data (an AnnData's ``.X``, in memory or backed).
     name : str, default='X'
         Name used in error messages.
@@ -326,6 +326,11 @@ def as_row_source(X, name="X", min_rows=1):
     elif is_h5py_dataset(X):
         _check_h5py_dataset(X, name)
         source = IndexedSource(X, name)
+    elif type(X).__module__.startswith("dask.array") and hasattr(X, "chunks"):
+        # Out of core: only the blocks holding requested rows are computed.
+        from ivis.distributed.dask_arrays import DaskArraySource
+
+        source = DaskArraySource(X, name)
     elif isinstance(X, np.memmap) and _is_real_dtype(X.dtype) and not _is_float32_c_array(X):
         # Converting a memory-mapped file to float32 would load all of it: stream it instead.
         source = IndexedSource(X, name)

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
-import ivis.data.inputs as inputs
 import ivis.data.read_plan as read_plan
+import ivis.data.row_sources as row_sources
 from ivis import Ivis
 from ivis.data.inputs import IndexedSource, as_row_source, plan_reads
 from ivis.data.sequence import FlattenedImageDataset, IndexableDataset
@@ -342,7 +342,7 @@ def test_wide_sparse_neighbours_use_a_projection_with_high_recall(tmp_path):
 
 def test_sparse_fit_and_transform_densify_only_small_chunks(monkeypatch):
     X, _ = _wide_sparse(n_rows=300)
-    monkeypatch.setattr(inputs, "MAX_CHUNK_BYTES", 2**20)  # 43 rows of 6,000 float32 values
+    monkeypatch.setattr(row_sources, "MAX_CHUNK_BYTES", 2**20)  # 43 rows of 6,000 float32 values
     shapes = []
     original = sp.csr_matrix.toarray
 

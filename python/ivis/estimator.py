@@ -445,7 +445,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         if type(X).__module__.startswith("dask.array"):  # a lazy result: see ivis.distributed
             from ivis.distributed.dask_arrays import transform_dask
 
-            return transform_dask(self, X)
+            return transform_dask(self, X, load_model)
         source = self._check_transform_input(X)
         return engine.embed(self.encoder_, source)
 

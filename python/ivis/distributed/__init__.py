@@ -11,12 +11,38 @@ See ``docs/distributed.md``.
 __all__ = ["transform_dask", "transform_spark"]
 
 
+def transform_dask(model, X):
+    """Embed a Dask array lazily, one block of rows per task.
+
+    Parameters
+    ----------
+    model : str, PathLike or Ivis
+        The path of a saved model folder (read by every worker: a path all workers see, such
+        as shared storage), or a fitted estimator (then its folder is packed into the graph
+        once, and Dask sends it to each worker once).
+    X : dask.array.Array
+        Rows of the shape the model was fitted on. Blocks that split a row's columns are
+        joined (``X.rechunk({1: -1})``) first.
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, embedding_dims), float32
+        Lazy: nothing is computed until ``.compute()`` (or ``.persist()``, ``.to_zarr()``...).
+        Each worker process loads the model once, on its first block.
+
+    Raises
+    ------
+    ValueError
+        If the rows of ``X`` have another shape than the model's input.
+    """
+    from ivis.distributed.dask_arrays import transform_dask as embed_lazily
+    from ivis.estimator import load_model
+
+    return embed_lazily(model, X, load_model)
+
+
 def __getattr__(name):
     # Lazy: importing ivis.distributed loads neither Dask nor PySpark.
-    if name == "transform_dask":
-        from ivis.distributed.dask_arrays import transform_dask
-
-        return transform_dask
     if name == "transform_spark":
         from ivis.distributed.spark_frames import transform_spark
 

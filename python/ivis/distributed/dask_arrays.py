@@ -5,65 +5,21 @@
 or for an estimator in memory the packed folder, one key of the graph that Dask sends to each
 worker once) and :mod:`ivis.distributed.model_cache` loads it once per worker process.
 
-:class:`DaskArraySource` lets ``fit`` read a Dask array like any out-of-core input: only the
-blocks holding requested rows are computed.
+:class:`ivis.data.dask_source.DaskArraySource` lets ``fit`` read a Dask array like any
+out-of-core input.
 """
 
 import os
 
 import numpy as np
 
-from ivis.data.inputs import IndexedSource
-
-
-def is_dask_array(X):
-    """True for a :class:`dask.array.Array` (checked without importing Dask)."""
-    return type(X).__module__.startswith("dask.array") and hasattr(X, "chunks") and hasattr(X, "map_blocks")
-
-
-def whole_rows(X, name="X"):
-    """``X`` rechunked, if needed, so that every block holds whole rows.
-
-    Raises
-    ------
-    ValueError
-        If ``X`` has fewer than two dimensions or a row count Dask does not know yet.
-    """
-    if X.ndim < 2:
-        raise ValueError(
-            f"{name} must be at least 2-dimensional (rows x features); got a Dask array of shape "
-            f"{X.shape}. Reshape it: X.reshape(-1, 1) for a single feature."
-        )
-    if any(np.isnan(size) for size in X.shape):
-        raise ValueError(
-            f"{name} is a Dask array of unknown shape {X.shape}. Compute its chunk sizes first: "
-            "X = X.compute_chunk_sizes()."
-        )
-    if any(len(chunks) > 1 for chunks in X.chunks[1:]):
-        # A block must hold whole rows for the network to embed it: join the column blocks.
-        X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
-    return X
-
-
-class DaskArraySource(IndexedSource):
-    """A Dask array read on demand: a batch computes only the blocks holding its rows."""
-
-    def __init__(self, data, name="X"):
-        super().__init__(whole_rows(data, name), name)
-
-    def _read_unique(self, unique):
-        # One graph per batch: Dask's fancy indexing touches only the blocks of these rows.
-        return self._check_rows(self.data[unique].compute(), unique)
-
-    def read_range(self, start, stop):
-        return self._check_rows(self.data[start:stop].compute(), np.arange(start, stop))
+from ivis.data.dask_source import whole_rows
 
 
 def model_facts(model):
     """``(reference, input_shape, embedding_dims)`` of a model folder or a fitted estimator."""
-    from ivis.estimator import Ivis
-
-    if isinstance(model, Ivis):
+    # An estimator is recognised by what is used of it: this module does not import ivis.estimator.
+    if hasattr(model, "save_model") and hasattr(model, "embedding_dims"):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(model, "encoder_")
@@ -95,16 +51,16 @@ def _packed(model):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _embed_folder_block(block, folder):
+def _embed_folder_block(block, folder, loader):
     from ivis.distributed.model_cache import cached_model
 
-    return cached_model(folder).transform(block)
+    return cached_model(folder, loader).transform(block)
 
 
-def _embed_packed_block(block, packed):
+def _embed_packed_block(block, packed, loader):
     from ivis.distributed.model_cache import cached_packed_model
 
-    return cached_packed_model(*packed).transform(block)
+    return cached_packed_model(*packed, loader).transform(block)
 
 
 def check_row_shape(row_shape, expected, name="X"):
@@ -117,29 +73,11 @@ def check_row_shape(row_shape, expected, name="X"):
         )
 
 
-def transform_dask(model, X):
-    """Embed a Dask array lazily, one block of rows per task.
+def transform_dask(model, X, loader):
+    """Embed a Dask array lazily, one block of rows per task; see :func:`ivis.distributed.transform_dask`.
 
-    Parameters
-    ----------
-    model : str, PathLike or Ivis
-        The path of a saved model folder (read by every worker: a path all workers see, such
-        as shared storage), or a fitted estimator (then its folder is packed into the graph
-        once, and Dask sends it to each worker once).
-    X : dask.array.Array
-        Rows of the shape the model was fitted on. Blocks that split a row's columns are
-        joined (``X.rechunk({1: -1})``) first.
-
-    Returns
-    -------
-    dask.array.Array of shape (n_samples, embedding_dims), float32
-        Lazy: nothing is computed until ``.compute()`` (or ``.persist()``, ``.to_zarr()``...).
-        Each worker process loads the model once, on its first block.
-
-    Raises
-    ------
-    ValueError
-        If the rows of ``X`` have another shape than the model's input.
+    ``loader`` loads a model folder on the workers (:func:`ivis.load_model`): it travels in
+    the graph by reference, so that this module does not import the estimator that calls it.
     """
     import dask
 
@@ -151,6 +89,6 @@ def transform_dask(model, X):
     else:
         embed = _embed_folder_block
     return X.map_blocks(
-        embed, reference, chunks=(X.chunks[0], (embedding_dims,)), drop_axis=list(range(2, X.ndim)),
+        embed, reference, loader, chunks=(X.chunks[0], (embedding_dims,)), drop_axis=list(range(2, X.ndim)),
         dtype=np.float32, meta=np.empty((0, embedding_dims), dtype=np.float32),
     )

@@ -16,21 +16,22 @@ _load_counts = {}
 _lock = threading.Lock()
 
 
-def _load(key, folder):
-    from ivis.estimator import load_model
-
-    model = load_model(folder)
+def _load(key, folder, loader):
+    model = loader(folder)
     _load_counts[key] = _load_counts.get(key, 0) + 1
     return model
 
 
-def cached_model(folder):
+def cached_model(folder, loader):
     """The model saved in ``folder``, loaded once per process.
 
     Parameters
     ----------
     folder : str or PathLike
         A model folder written by :meth:`ivis.Ivis.save_model`.
+    loader : callable
+        Loads a folder, e.g. :func:`ivis.load_model`; given by the caller, so that this
+        module, which the estimator reaches, does not import the estimator.
 
     Returns
     -------
@@ -40,7 +41,7 @@ def cached_model(folder):
     key = os.path.realpath(os.fspath(folder))
     with _lock:  # threads of one worker wait for the first load instead of repeating it
         if key not in _models:
-            _models[key] = _load(key, key)
+            _models[key] = _load(key, key, loader)
         return _models[key]
 
 
@@ -52,8 +53,8 @@ def pack_folder(folder):
     return "sha256:" + hashlib.sha256(data).hexdigest(), data
 
 
-def cached_packed_model(key, data):
-    """The model packed by :func:`pack_folder`, unpacked and loaded once per process."""
+def cached_packed_model(key, data, loader):
+    """The model packed by :func:`pack_folder`, unpacked and loaded once per process by ``loader``."""
     from ivis.persistence import bytes_to_folder
 
     with _lock:
@@ -61,7 +62,7 @@ def cached_packed_model(key, data):
             folder = tempfile.mkdtemp(prefix="ivis-worker-model-")
             try:
                 bytes_to_folder(data, folder)
-                _models[key] = _load(key, folder)
+                _models[key] = _load(key, folder, loader)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         return _models[key]

@@ -118,10 +118,11 @@ def transform_spark(model_folder, df, input_col, output_col="embedding"):
     @F.pandas_udf(T.ArrayType(T.FloatType()))
     def embed(values: pd.Series) -> pd.Series:
         from ivis.distributed.model_cache import cached_model
+        from ivis.estimator import load_model
 
         if not len(values):
             return pd.Series([], dtype=object)
-        embedding = cached_model(SparkFiles.get(name)).transform(_rows(values, input_col, width))
+        embedding = cached_model(SparkFiles.get(name), load_model).transform(_rows(values, input_col, width))
         return pd.Series(list(embedding))
 
     return df.withColumn(output_col, embed(column))

@@ -9,13 +9,8 @@ if java -version >/dev/null 2>&1; then
   log "Java runtime: already installed ($(java -version 2>&1 | head -n 1))"
   exit 0
 fi
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=(sudo)
-else
-  SUDO=()
-fi
+# shellcheck source=lib/sudo.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sudo.sh"
 export DEBIAN_FRONTEND=noninteractive
 log "Java runtime: installing default-jre-headless"
 if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends default-jre-headless >/dev/null 2>&1; then

@@ -24,13 +24,8 @@ log() { printf '[setup-r] %s\n' "$*"; }
 die() { printf '[setup-r] ERROR: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$RLIB" "$CACHE"
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=(sudo)
-else
-  SUDO=()
-fi
+# shellcheck source=lib/sudo.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sudo.sh"
 
 # --- 1. Debian packages ---------------------------------------------------------------------
 APT_PACKAGES=(

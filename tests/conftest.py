@@ -69,6 +69,34 @@ def fitted_blobs(blobs):
     return Ivis(**FAST).fit(X)
 
 
+def saved_blobs_fixtures(folder_name, n_samples, n_features, centers):
+    """Module fixtures ``rows`` (tight float32 blobs) and ``saved`` (``(model, folder)``: a
+    one-epoch model of them saved to a folder named ``folder_name``)."""
+
+    @pytest.fixture(scope="module", name="saved_blobs")
+    def saved_blobs(tmp_path_factory):
+        from sklearn.datasets import make_blobs
+
+        from ivis import Ivis
+
+        rows, _ = make_blobs(n_samples=n_samples, n_features=n_features, centers=centers, cluster_std=0.5, random_state=0)
+        rows = rows.astype(np.float32)
+        folder = tmp_path_factory.mktemp(folder_name) / folder_name
+        model = Ivis(**{**FAST, "epochs": 1}).fit(rows)
+        model.save_model(str(folder))
+        return rows, model, str(folder)
+
+    @pytest.fixture(scope="module", name="rows")
+    def rows(saved_blobs):
+        return saved_blobs[0]
+
+    @pytest.fixture(scope="module", name="saved")
+    def saved(saved_blobs):
+        return saved_blobs[1:]
+
+    return saved_blobs, rows, saved
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] Spark session for every test that needs one (Spark starts slowly)."""

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import FAST
+from conftest import FAST, saved_blobs_fixtures
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("dask.distributed")
@@ -16,20 +16,7 @@ from ivis.distributed import transform_dask  # noqa: E402
 from ivis.distributed import model_cache  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def rows():
-    from sklearn.datasets import make_blobs
-
-    X, _ = make_blobs(n_samples=3000, n_features=12, centers=4, cluster_std=0.5, random_state=0)
-    return X.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def saved(rows, tmp_path_factory):
-    model = Ivis(**{**FAST, "epochs": 1}).fit(rows)
-    folder = tmp_path_factory.mktemp("dask") / "model"
-    model.save_model(str(folder))
-    return model, str(folder)
+saved_blobs, rows, saved = saved_blobs_fixtures("dask-model", n_samples=3000, n_features=12, centers=4)
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,14 @@
 import numpy as np
 import pytest
 
-from conftest import FAST
+from conftest import saved_blobs_fixtures
 
 pyspark = pytest.importorskip("pyspark")
 
-from ivis import Ivis  # noqa: E402
 from ivis.distributed import transform_spark  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def rows():
-    from sklearn.datasets import make_blobs
-
-    X, _ = make_blobs(n_samples=600, n_features=6, centers=3, cluster_std=0.5, random_state=0)
-    return X.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def saved(rows, tmp_path_factory):
-    model = Ivis(**{**FAST, "epochs": 1}).fit(rows)
-    folder = tmp_path_factory.mktemp("spark") / "spark-model"
-    model.save_model(str(folder))
-    return model, str(folder)
+saved_blobs, rows, saved = saved_blobs_fixtures("spark-model", n_samples=600, n_features=6, centers=3)
 
 
 def frame(spark, rows):

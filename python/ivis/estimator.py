@@ -234,8 +234,9 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like, sparse matrix, h5py.Dataset or IndexableDataset
-            Data of shape (n_samples, ...) to embed.
+        X : array-like, sparse matrix, h5py.Dataset, dask.array.Array, IndexableDataset or AnnData
+            Data of shape (n_samples, ...) to embed; an AnnData's ``.X`` (``obsm`` or a layer
+            through :func:`ivis.scanpy.anndata_rows`).
         Y : array-like, optional
             Targets for supervised training, one per row of ``X`` (a list, NumPy array, pandas
             Series or Categorical; not a string or a dict). What they mean depends on
@@ -433,7 +434,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like, sparse matrix, h5py.Dataset, dask.array.Array or IndexableDataset
+        X : array-like, sparse matrix, h5py.Dataset, dask.array.Array, IndexableDataset or AnnData
             Rows of the same shape as in fit.
 
         Returns

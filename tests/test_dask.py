@@ -96,3 +96,48 @@ def test_importing_ivis_distributed_loads_neither_dask_nor_spark():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def wide_blobs():
+    """More rows than the clustered search compares exhaustively: it forms about 30 clusters."""
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=8000, n_features=16, centers=12, cluster_std=2.0, random_state=1)
+    return X.astype(np.float32)
+
+
+def test_clustered_blocks_on_two_workers_equal_the_search_in_one_process(client, wide_blobs):
+    from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
+    from ivis.distributed.dask_neighbours import dask_block_runner
+
+    for metric in ("angular", "euclidean"):
+        here = clustered_neighbours(wide_blobs, 10, metric, random_state=3)
+        with distributed.get_task_stream(client) as stream:
+            on_dask = clustered_neighbours(wide_blobs, 10, metric, random_state=3, run_blocks=dask_block_runner(client, 4))
+        np.testing.assert_array_equal(on_dask, here)
+        workers = {task["worker"] for task in stream.data if task["key"].startswith("_search_group")}
+        assert len(workers) == 2  # both worker processes searched clusters
+
+
+def test_a_fit_inside_neighbours_on_dask_finds_the_same_neighbours(client, wide_blobs):
+    from ivis.distributed import neighbours_on_dask
+
+    settings = dict(k=8, epochs=1, batch_size=512, verbose=0, random_state=0, neighbour_search="clustered")
+    expected = Ivis(**settings).fit(wide_blobs).neighbour_matrix_
+    with distributed.get_task_stream(client) as stream, neighbours_on_dask(client):
+        model = Ivis(**settings).fit(wide_blobs)
+    assert any(task["key"].startswith("_search_group") for task in stream.data)
+    np.testing.assert_array_equal(model.neighbour_matrix_, expected)
+
+
+def test_neighbours_on_dask_names_what_it_cannot_run(client, wide_blobs):
+    from ivis.distributed import neighbours_on_dask
+
+    with pytest.raises(TypeError, match="dask.distributed.Client"):
+        with neighbours_on_dask("tcp://127.0.0.1:8786"):
+            pass
+    with neighbours_on_dask(client), pytest.raises(ValueError, match="neighbour_search='clustered'"):
+        Ivis(**FAST).fit(wide_blobs[:200])
+    # Outside the block the default search runs as before.
+    assert Ivis(**FAST).fit(wide_blobs[:200]).neighbour_matrix_.shape == (200, 5)

@@ -8,7 +8,7 @@ networks never travel inside the task graph. Dask and PySpark are optional depen
 See ``docs/distributed.md``.
 """
 
-__all__ = ["transform_dask", "transform_spark"]
+__all__ = ["neighbours_on_dask", "transform_dask", "transform_spark"]
 
 
 def transform_dask(model, X):
@@ -39,6 +39,42 @@ def transform_dask(model, X):
     from ivis.estimator import load_model
 
     return embed_lazily(model, X, load_model)
+
+
+def neighbours_on_dask(client):
+    """Find the neighbours of the fits in the ``with`` block on a Dask cluster.
+
+    Inside the block, ``Ivis(neighbour_search='clustered').fit(X)`` runs the clustered
+    search's per-cluster blocks as tasks on ``client``'s workers; the clustering itself and
+    training run in this process. The neighbours, and so the model, are identical to a fit
+    outside the block with the same ``random_state``.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        The cluster's client. The data (``X``, a dense array in memory) is sent to it once.
+
+    Returns
+    -------
+    context manager
+        Yields ``client``.
+
+    Raises
+    ------
+    TypeError
+        If ``client`` is not a Dask client.
+    ValueError
+        From a fit in the block whose ``neighbour_search`` is not ``'clustered'`` (and that
+        has no ``neighbour_matrix``): only the clustered search runs on Dask.
+
+    Examples
+    --------
+    >>> with neighbours_on_dask(client):  # doctest: +SKIP
+    ...     model = Ivis(neighbour_search="clustered", random_state=0).fit(X)
+    """
+    from ivis.distributed.dask_neighbours import neighbours_on_dask as on_dask
+
+    return on_dask(client)
 
 
 def __getattr__(name):

@@ -56,7 +56,7 @@ ASSIGN_CHUNK_ROWS = 16_384
 MAX_BLOCK_DISTANCES = 4_000_000
 
 
-def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=False):
+def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=False, run_blocks=None):
     """Return the ``(n_rows, k)`` int32 neighbour matrix of the rows of ``X``.
 
     Parameters
@@ -71,6 +71,9 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
         Seed of the row samples and the initial cluster centres.
     verbose : bool, default=False
         Show a progress bar over the clusters.
+    run_blocks : callable, optional
+        Runs the per-cluster blocks (a :class:`ClusterBlocks`) and yields their results, as
+        :func:`run_blocks_here` (the default) does; the neighbours do not depend on it.
 
     Returns
     -------
@@ -96,23 +99,80 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
     means = _cluster_means(members, X, candidate_weight)
     score = _Scorer(X, candidate_weight, candidate_offset)
     n_probed = _probe_count(score, labels, means, k, rng) if n_clusters > 1 else 1
-    probes = _probed_clusters(members, means, k, n_probed)
+    blocks = ClusterBlocks(score, members, _probed_clusters(members, means, k, n_probed), k)
     neighbours = np.empty((n_rows, k), dtype=np.int32)
     description = "Searching neighbours" + (f" ({n_probed} clusters per cluster)" if n_clusters > 1 else "")
-    for cluster in tqdm(range(n_clusters), desc=description, unit="clusters", disable=not verbose, mininterval=1.0):
-        queries = members[cluster]
-        if len(queries) == 0:
-            continue
+    with tqdm(total=n_clusters, desc=description, unit="clusters", disable=not verbose, mininterval=1.0) as bar:
+        for queries, found, done in (run_blocks or run_blocks_here)(blocks):
+            neighbours[queries] = found
+            bar.update(done)
+    return neighbours
+
+
+class ClusterBlocks:
+    """The per-cluster blocks of a search: each cluster's rows against its candidates.
+
+    Blocks are independent of each other and of where they run: :meth:`search` of a group of
+    clusters gives the same neighbours in this process or in another one (a Dask worker), so
+    a block runner may send this object, with the data, to other processes once.
+
+    Parameters
+    ----------
+    score : _Scorer
+        Holds the rows and the metric's weights.
+    members : list of ndarray
+        Row indices of each cluster.
+    probes : list of ndarray
+        For each cluster, the clusters whose rows are its candidates (itself first).
+    k : int
+        Neighbours per row.
+    """
+
+    def __init__(self, score, members, probes, k):
+        self.score = score
+        self.members = members
+        self.probes = probes
+        self.k = k
+
+    def __len__(self):
+        return len(self.members)
+
+    def search(self, clusters):
+        """``(rows, neighbours)`` of every row of ``clusters``: int64 row indices and an int32 ``(n, k)`` matrix."""
+        rows, found = [], []
+        for cluster in clusters:
+            queries = self.members[cluster]
+            if len(queries) == 0:
+                continue
+            rows.append(queries)
+            found.append(self._search_cluster(queries, self.probes[cluster]))
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty((0, self.k), dtype=np.int32)
+        return np.concatenate(rows), np.concatenate(found)
+
+    def _search_cluster(self, queries, probed):
         # The cluster itself comes first, so row j of the block is candidate j.
-        candidates = np.concatenate([members[c] for c in probes[cluster]])
-        candidate_rows = X[candidates]
+        candidates = np.concatenate([self.members[c] for c in probed])
+        candidate_rows = self.score.X[candidates]
+        neighbours = np.empty((len(queries), self.k), dtype=np.int32)
         block_rows = max(1, MAX_BLOCK_DISTANCES // len(candidates))
         for start in range(0, len(queries), block_rows):
             stop = min(start + block_rows, len(queries))
-            scores = score(queries[start:stop], candidates, candidate_rows)
+            scores = self.score(queries[start:stop], candidates, candidate_rows)
             scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-            neighbours[queries[start:stop]] = candidates[_top_k(scores, k)]
-    return neighbours
+            neighbours[start:stop] = candidates[_top_k(scores, self.k)]
+        return neighbours
+
+
+def run_blocks_here(blocks):
+    """Search the clusters of ``blocks`` one by one in this process.
+
+    A block runner yields ``(rows, neighbours, n_clusters_done)`` until every cluster is
+    searched; :func:`ivis.distributed.dask_neighbours.dask_block_runner` is the other one.
+    """
+    for cluster in range(len(blocks)):
+        rows, found = blocks.search([cluster])
+        yield rows, found, 1
 
 
 class _Scorer:

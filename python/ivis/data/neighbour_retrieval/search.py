@@ -5,8 +5,13 @@
 one. A search returns the neighbours of a row source from :meth:`NeighbourSearch.find`, and
 owns whatever it creates on disk (the Annoy index in a temporary folder): :meth:`close`
 removes it, so a caller only has to close the search, whatever it was.
+
+:data:`cluster_block_runner` says where the clustered search runs its per-cluster blocks:
+unset, in this process; :func:`ivis.distributed.neighbours_on_dask` sets it for the fits in
+its ``with`` block.
 """
 
+import contextvars
 import os
 import shutil
 import tempfile
@@ -18,6 +23,9 @@ import numpy as np
 from ivis import _params
 from ivis._seeds import stage_seed
 from ivis.data.inputs import ArraySource
+
+# The block runner of the clustered search (see clustered_neighbours' run_blocks); None: here.
+cluster_block_runner = contextvars.ContextVar("ivis_cluster_block_runner", default=None)
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ class ClusteredSearch(NeighbourSearch):
         rows = source.data.reshape(source.n_rows, -1)
         self.precomputed = clustered_neighbours(
             rows, settings.k, settings.metric, random_state=stage_seed(settings.seed, "clusters"),
-            verbose=settings.verbose > 0,
+            verbose=settings.verbose > 0, run_blocks=cluster_block_runner.get(),
         )
         return self.precomputed
 
@@ -165,4 +173,10 @@ def open_search(name, settings, given=None):
     """The search for ``neighbour_search=name``, or for the ``given`` neighbour matrix if there is one."""
     if given is not None:
         return GivenNeighbours(settings, given)
+    if name != "clustered" and cluster_block_runner.get() is not None:
+        raise ValueError(
+            f"Neighbours are to be found on a Dask cluster (ivis.distributed.neighbours_on_dask), "
+            f"which runs neighbour_search='clustered' only; this fit has neighbour_search={name!r}. "
+            "Set neighbour_search='clustered', or fit outside the with block."
+        )
     return SEARCHES[name](settings)

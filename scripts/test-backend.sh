@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the backend smoke tests (fit, transform, save, load) under another Keras backend, in
-# its own virtualenv (.venv-BACKEND) that holds that backend and no TensorFlow. This checks that
+# Runs the backend smoke tests (fit, transform, save, load) and the two-device training test
+# under another Keras backend, in its own virtualenv (.venv-BACKEND) that holds that backend and no TensorFlow. This checks that
 # the engine code stays backend-neutral. Idempotent: the environment is built once.
 #
 # Usage: scripts/test-backend.sh jax|torch
@@ -32,4 +32,5 @@ if "$VENV/bin/python" -c 'import tensorflow' 2>/dev/null; then
   exit 1
 fi
 log "running the smoke tests with KERAS_BACKEND=$BACKEND"
-KERAS_BACKEND="$BACKEND" IVIS_EXPECT_BACKEND="$BACKEND" "$VENV/bin/python" -m pytest "$REPO/tests/test_backend_smoke.py" -q -p no:cacheprovider
+KERAS_BACKEND="$BACKEND" IVIS_EXPECT_BACKEND="$BACKEND" "$VENV/bin/python" -m pytest "$REPO/tests/test_backend_smoke.py" \
+  "$REPO/tests/test_training_devices.py" -q -p no:cacheprovider

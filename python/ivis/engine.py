@@ -215,6 +215,8 @@ class RunSettings:
     weight_decay: float
     verbose: int
     sampling_seed: int
+    # The devices training is spread over (an ivis.nn.devices.DataParallel); None: one device.
+    devices: object = None
 
 
 def train(networks, losses, run, data, state, history, callbacks=()):
@@ -257,7 +259,10 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     stopped = resuming and early_stopping.wait >= early_stopping.patience
     if initial_epoch < total_epochs and not stopped:
         set_optimizer_params(networks.model.optimizer, run.learning_rate, run.weight_decay)  # set_params may change them
-        trainer = trainer_for(networks, losses, data.source.data if rows_in_graph else None, in_batch)
+        trainer = trainer_for(
+            networks, losses, data.source.data if rows_in_graph else None, in_batch,
+            multi_step=run.devices.multi_step if run.devices else True,
+        )
         fit_triplets(trainer, networks.model, batches, callbacks, total_epochs, initial_epoch)
     state.complete = True
     return progress.epoch_seconds
@@ -299,6 +304,7 @@ def _triplet_batches(run, data, initial_epoch, distance):
         indices_only=rows_in_graph, in_batch_negatives=in_batch,
         # Losses with a global term compare embedding distances with input coordinates.
         coordinates=input_coordinates(triplet_loss(distance), source, run.sampling_seed),
+        batch_shards=run.devices.batch_shards if run.devices else 1,
     )
     return batches, rows_in_graph, in_batch
 
@@ -314,11 +320,12 @@ def held_out_loss(networks, losses, source, rows, targets):
     return HeldOutLoss(lambda: score_rows(networks, source, rows), targets, supervised_loss)
 
 
-def trainer_for(networks, losses, rows, in_batch):
+def trainer_for(networks, losses, rows, in_batch, multi_step=True):
     """The model to fit: ``networks.model`` itself, or one sharing its weights and optimizer.
 
     ``rows`` (the training set, for data held in the graph) makes the trainer take row
-    indices; ``in_batch`` makes it reuse anchors' embeddings as negatives.
+    indices; ``in_batch`` makes it reuse anchors' embeddings as negatives. Without
+    ``multi_step``, every call into the compiled step runs one step.
     """
     from ivis.nn.network import in_batch_trainer, row_index_trainer
 
@@ -331,6 +338,6 @@ def trainer_for(networks, losses, rows, in_batch):
     loss, weights = training_losses(losses, networks.head is not None)
     trainer.compile(
         optimizer=networks.model.optimizer, loss=loss, loss_weights=weights,
-        steps_per_execution=STEPS_PER_EXECUTION if rows is not None else 1,
+        steps_per_execution=STEPS_PER_EXECUTION if rows is not None and multi_step else 1,
     )
     return trainer

@@ -310,19 +310,29 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
             self._seed_ = draw_seed(self.random_state)
         targets, held_out = self._hold_out(targets, spec)
         start = time.perf_counter()
-        with open_search(self.neighbour_search, self._neighbour_settings(), self.neighbour_matrix) as search:
+        from ivis.nn import devices
+
+        # Networks are built, and trained again, under the devices' distribution (IVIS_TRAINING_DEVICES).
+        distribution = devices.distribution_of(self.encoder_) if warm else devices.data_parallel()
+        devices.check_batches(distribution, source.n_rows, self.batch_size)
+        with open_search(self.neighbour_search, self._neighbour_settings(), self.neighbour_matrix) as search, \
+                devices.training_scope(distribution):
             neighbours = search.find(source)
             self.neighbour_matrix_ = search.precomputed
             neighbour_seconds = time.perf_counter() - start
             if not warm:
                 self._build(source.row_shape, spec)
+                devices.remember(self.encoder_, distribution)
             elif (spec is None) != (self.supervised_head_ is None):
                 raise ValueError(
                     "Fitting again continues training, so Y must be given exactly when the model was "
                     "trained with labels. Use sklearn.base.clone(model) to train a new model."
                 )
             start = time.perf_counter()
-            epoch_seconds = self._train(TrainingData(source, neighbours, targets, shuffle_mode, held_out))
+            epoch_seconds = self._train(
+                TrainingData(source, neighbours, targets, shuffle_mode, held_out),
+                distribution,
+            )
             training_seconds = time.perf_counter() - start
         self.timings_ = {
             "neighbours": neighbour_seconds,
@@ -392,7 +402,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
     def _compile(self):
         self.model_ = engine.compile_networks(self._networks(), self._loss_settings(), self.learning_rate, self.weight_decay)
 
-    def _train(self, data):
+    def _train(self, data, devices=None):
         user_callbacks = list(self.callbacks or [])
         for callback in user_callbacks:
             if callable(getattr(callback, "register_ivis_model", None)):
@@ -403,6 +413,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
             batch_size=self.batch_size, epochs=self.epochs, patience=self.n_epochs_without_progress,
             negative_sampling=self.negative_sampling, learning_rate=self.learning_rate,
             weight_decay=self.weight_decay, verbose=self.verbose, sampling_seed=stage_seed(self._seed_, "sampling"),
+            devices=devices,
         )
         history = engine.TrainingHistory(self.loss_history_, self.validation_loss_history_)
         return engine.train(self._networks(), self._loss_settings(), run, data, self._training, history, user_callbacks)

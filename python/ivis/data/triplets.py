@@ -221,14 +221,24 @@ def sample_batch_negatives(anchors, rows, rng, retries=NEGATIVE_RETRIES):
     return positions.astype(np.int32)
 
 
-def sample_triplets(anchors, neighbours, n_rows, rng, in_batch=False):
+def sample_triplets(anchors, neighbours, n_rows, rng, in_batch=False, shards=1):
     """Return ``(positives, negatives)`` for a batch of ``anchors``.
 
     With ``in_batch``, negatives are positions in ``anchors`` (see
-    :func:`sample_batch_negatives`); otherwise they are row indices.
+    :func:`sample_batch_negatives`); otherwise they are row indices. With ``shards`` above 1
+    (a batch split among devices that each see only their part: the first ``ceil(n / shards)``
+    anchors, the next as many, ...), in-batch negatives are drawn within each part and are
+    positions in that part.
     """
     rows = neighbour_rows(neighbours, anchors)
     positives = sample_positives(anchors, rows, rng)
-    if in_batch:
+    if not in_batch:
+        return positives, sample_negatives(anchors, rows, n_rows, rng)
+    if shards <= 1:
         return positives, sample_batch_negatives(anchors, rows, rng)
-    return positives, sample_negatives(anchors, rows, n_rows, rng)
+    size = -(-len(anchors) // shards)
+    parts = [
+        sample_batch_negatives(anchors[start:start + size], rows[start:start + size], rng)
+        for start in range(0, len(anchors), size)
+    ]
+    return positives, np.concatenate(parts).astype(np.int32, copy=False)

@@ -50,11 +50,14 @@ class TripletBatches(keras.utils.PyDataset):
         embeddings (:func:`~ivis.nn.network.in_batch_trainer`). Negatives are then positions
         in the batch: the third index column, or a third input next to the anchor and
         positive rows.
+    batch_shards : int, default=1
+        Parts of a batch that devices train on separately (see :mod:`ivis.nn.devices`):
+        in-batch negatives are drawn within each part.
     """
 
     def __init__(
         self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
-        indices_only=False, in_batch_negatives=False, coordinates=None,
+        indices_only=False, in_batch_negatives=False, coordinates=None, batch_shards=1,
     ):
         super().__init__()
         self.source = source
@@ -67,6 +70,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.indices_only = bool(indices_only)
         self.in_batch_negatives = bool(in_batch_negatives)
         self.coordinates = coordinates
+        self.batch_shards = int(batch_shards)
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -81,7 +85,8 @@ class TripletBatches(keras.utils.PyDataset):
         anchors = self._order[i * self.batch_size:(i + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         positives, negatives = sample_triplets(
-            anchors, self.neighbours, self.source.n_rows, rng, in_batch=self.in_batch_negatives
+            anchors, self.neighbours, self.source.n_rows, rng, in_batch=self.in_batch_negatives,
+            shards=self.batch_shards,
         )
         n = len(anchors)
         if self.indices_only:

@@ -27,7 +27,7 @@ from sklearn.manifold import trustworthiness
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MinMaxScaler
-from ivis import Ivis
+from ivis import Ivis, load_model
 from ivis.nn import devices
 
 X, y = load_digits(return_X_y=True)
@@ -35,29 +35,37 @@ X, y = MinMaxScaler().fit_transform(X[:1792]).astype(np.float32), y[:1792]
 model = Ivis(k=15, epochs=4, batch_size=128, verbose=0, random_state=0).fit(X)
 distribution = devices.distribution_of(model.encoder_)
 embedding = model.transform(X)
+folder = os.path.join(sys.argv[1], "model")
+model.save_model(folder)
+reloaded = float(np.abs(load_model(folder).transform(X) - embedding).max())
+model.set_params(epochs=1).fit(X)  # trained again on the devices it was built on
 print(json.dumps({
     "replicas": distribution.replicas if distribution else 1,
     "devices": list(distribution.devices) if distribution else [],
     "trustworthiness": float(trustworthiness(X, embedding, n_neighbors=10)),
     "knn_accuracy": float(cross_val_score(KNeighborsClassifier(10), embedding, y, cv=3).mean()),
     "epochs": len(model.loss_history_),
+    "reload_difference": reloaded,
+    "warm_fit_replicas": devices.distribution_of(model.encoder_).replicas if distribution else 1,
 }))
 """
 
 
-def _fit(devices):
+def _fit(devices, folder):
     env = dict(os.environ, IVIS_TRAINING_DEVICES=str(devices), TF_CPP_MIN_LOG_LEVEL="2")
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p])
-    out = subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True, timeout=600)
+    folder.mkdir()
+    out = subprocess.run([sys.executable, "-c", FIT, str(folder)], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_two_devices_train_as_well_as_one():
-    one, two = _fit(1), _fit(2)
+def test_two_devices_train_as_well_as_one(tmp_path):
+    one, two = _fit(1, tmp_path / "one"), _fit(2, tmp_path / "two")
     assert one["replicas"] == 1 and two["replicas"] == 2 and len(set(two["devices"])) == 2
-    assert one["epochs"] == two["epochs"] == 4  # the same number of triplets
+    assert one["epochs"] == two["epochs"] == 5  # the same number of triplets (4 epochs, then 1 more)
+    assert two["warm_fit_replicas"] == 2 and two["reload_difference"] < 1e-5
     assert two["trustworthiness"] > 0.75 and two["trustworthiness"] >= one["trustworthiness"] - 0.03
     assert two["knn_accuracy"] >= one["knn_accuracy"] - 0.08
 

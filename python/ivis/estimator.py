@@ -309,12 +309,10 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         if not warm:
             self._seed_ = draw_seed(self.random_state)
         targets, held_out = self._hold_out(targets, spec)
-        start = time.perf_counter()
         from ivis.nn import devices
 
-        # Networks are built, and trained again, under the devices' distribution (IVIS_TRAINING_DEVICES).
-        distribution = devices.distribution_of(self.encoder_) if warm else devices.data_parallel()
-        devices.check_batches(distribution, source.n_rows, self.batch_size)
+        distribution = devices.for_fit(self.encoder_ if warm else None, source.n_rows, self.batch_size)
+        start = time.perf_counter()
         with open_search(self.neighbour_search, self._neighbour_settings(), self.neighbour_matrix) as search, \
                 devices.training_scope(distribution):
             neighbours = search.find(source)
@@ -329,10 +327,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
                     "trained with labels. Use sklearn.base.clone(model) to train a new model."
                 )
             start = time.perf_counter()
-            epoch_seconds = self._train(
-                TrainingData(source, neighbours, targets, shuffle_mode, held_out),
-                distribution,
-            )
+            epoch_seconds = self._train(TrainingData(source, neighbours, targets, shuffle_mode, held_out), distribution)
             training_seconds = time.perf_counter() - start
         self.timings_ = {
             "neighbours": neighbour_seconds,

@@ -162,6 +162,14 @@ def training_scope(distribution):
         yield
 
 
+def for_fit(warm_encoder, n_rows, batch_size):
+    """The distribution a fit trains under: the one ``warm_encoder`` was built under (a fit
+    that continues training), else the one :data:`ENVIRONMENT` asks for; checked against the batches."""
+    distribution = distribution_of(warm_encoder) if warm_encoder is not None else data_parallel()
+    check_batches(distribution, n_rows, batch_size)
+    return distribution
+
+
 def check_batches(distribution, n_rows, batch_size):
     """Raise ``ValueError`` if ``distribution`` needs even batches and a batch does not split evenly."""
     if distribution is None or not distribution.even_batches:

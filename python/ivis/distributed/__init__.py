@@ -1,9 +1,10 @@
-"""Embedding data held by cluster engines users already run: Dask arrays and Spark DataFrames.
+"""ivis on cluster engines users already run: Dask arrays, Spark DataFrames, Dask neighbour search.
 
 :func:`transform_dask` returns a lazy Dask array embedded block by block;
 :func:`transform_spark` adds an embedding column to a Spark DataFrame. In both, each worker
 process loads the saved model folder once (:mod:`ivis.distributed.model_cache`), so the
-networks never travel inside the task graph. Dask and PySpark are optional dependencies
+networks never travel inside the task graph. :func:`neighbours_on_dask` runs the clustered
+neighbour search of fits as Dask tasks. Dask and PySpark are optional dependencies
 (``pip install ivis[dask]``, ``ivis[spark]``), imported only when these functions are called.
 See ``docs/distributed.md``.
 """

@@ -50,11 +50,14 @@ class TripletBatches(keras.utils.PyDataset):
         embeddings (:func:`~ivis.nn.network.in_batch_trainer`). Negatives are then positions
         in the batch: the third index column, or a third input next to the anchor and
         positive rows.
+    sparse_rows : bool, default=False
+        Yield the rows of a sparse source as SciPy CSR matrices, not densified, for a network
+        with a sparse input (:mod:`ivis.nn.sparse_input`).
     """
 
     def __init__(
         self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
-        indices_only=False, in_batch_negatives=False, coordinates=None,
+        indices_only=False, in_batch_negatives=False, coordinates=None, sparse_rows=False,
     ):
         super().__init__()
         self.source = source
@@ -67,6 +70,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.indices_only = bool(indices_only)
         self.in_batch_negatives = bool(in_batch_negatives)
         self.coordinates = coordinates
+        self._read = (lambda rows: source.data[rows]) if sparse_rows else source.get_batch
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -91,9 +95,9 @@ class TripletBatches(keras.utils.PyDataset):
         # order, a contiguous run (the anchors in 'batch' mode) as one slice, scattered rows
         # together. Negatives taken from the batch are positions, not rows.
         if self.in_batch_negatives:
-            rows = self.source.get_batch(np.concatenate([anchors, positives]))
+            rows = self._read(np.concatenate([anchors, positives]))
             return (rows[:n], rows[n:], negatives), self._targets(anchors)
-        rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
+        rows = self._read(np.concatenate([anchors, positives, negatives]))
         return (rows[:n], rows[n:2 * n], rows[2 * n:]), self._targets(anchors)
 
     def _targets(self, anchors):
@@ -210,15 +214,23 @@ def input_pipeline(batches, prefetch=PREFETCH_BATCHES):
     """
     if keras.backend.backend() != "tensorflow":
         return batches
+    import scipy.sparse
     import tensorflow as tf
 
+    from ivis.nn.sparse_input import sparse_tensor
+
     def spec(array):
+        if scipy.sparse.issparse(array):
+            return tf.SparseTensorSpec((None,) + array.shape[1:], tf.float32)
         array = np.asarray(array)
         return tf.TensorSpec((None,) + array.shape[1:], tf.as_dtype(array.dtype))
 
+    def as_tensor(array):
+        return sparse_tensor(array) if scipy.sparse.issparse(array) else array
+
     def generate():
         for i in range(len(batches)):
-            yield batches[i]
+            yield tf.nest.map_structure(as_tensor, batches[i])
 
     signature = tf.nest.map_structure(spec, batches[0])
     options = tf.data.Options()

@@ -59,11 +59,24 @@ class SparseRowsDense(keras.layers.Dense):
         if indices is None or values is None:
             return super().call(inputs, training=training)
         rows, columns = indices[:, 0], indices[:, 1]
-        gathered = ops.take(self.kernel, columns, axis=0) * ops.expand_dims(ops.cast(values, self.compute_dtype), 1)
+        gathered = _gather_rows(self.kernel, columns) * ops.expand_dims(ops.cast(values, self.compute_dtype), 1)
         outputs = ops.segment_sum(gathered, rows, num_segments=ops.shape(inputs)[0])
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
         return outputs if self.activation is None else self.activation(outputs)
+
+
+def _gather_rows(variable, rows):
+    """Rows of ``variable``; on TensorFlow read from the variable itself, not a copy of all of it.
+
+    A full read would keep the whole kernel alive through the step, and the optimizer's
+    scatter into the variable would then copy it entire.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.gather(variable.value, rows)
+    return ops.take(variable, rows, axis=0)
 
 
 def _indexed_slices(gradient):
@@ -103,8 +116,8 @@ class LazyAdam(keras.optimizers.Adam):
         v = self._velocities[self._get_variable_index(variable)]
         m_rows = tf.gather(m.value, rows) * self.beta_1 + grad * (1 - self.beta_1)
         v_rows = tf.gather(v.value, rows) * self.beta_2 + ops.square(grad) * (1 - self.beta_2)
-        self.assign(m, tf.IndexedSlices(m_rows, rows))
-        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        m.value.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.value.scatter_update(tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon), rows))
 
 

@@ -153,7 +153,8 @@ def cmd_transform(args):
 
 
 def cmd_primes_neighbours(args):
-    """Neighbour stage on the primes matrix (projection + re-ranking) and its recall."""
+    """Neighbour stage on the primes matrix and its recall: Annoy (projection + re-ranking)
+    or ``--search clustered`` (exact distances within nearby clusters, on the sparse rows)."""
     sampler = Sampler()
     import tempfile
 
@@ -167,19 +168,28 @@ def cmd_primes_neighbours(args):
 
     X, _ = prime_factor_matrix(args.rows)
     baseline = sampler.read()
-    folder = tempfile.mkdtemp(prefix="ivis-primes-", dir=SCRATCH if os.path.isdir(SCRATCH) else None)
-    start = time.perf_counter()
-    matrix = AnnoyKnnMatrix.build(X, os.path.join(folder, "p.ann"), k=15, verbose=0, random_state=0)
-    built = time.perf_counter() - start
-    start = time.perf_counter()
-    neighbours = matrix.get_neighbour_indices()
-    extracted = time.perf_counter() - start
+    if args.search == "clustered":
+        from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
+
+        start = time.perf_counter()
+        neighbours = clustered_neighbours(X, 15, "angular", random_state=0)
+        built, extracted = 0.0, time.perf_counter() - start
+    else:
+        folder = tempfile.mkdtemp(prefix="ivis-primes-", dir=SCRATCH if os.path.isdir(SCRATCH) else None)
+        start = time.perf_counter()
+        matrix = AnnoyKnnMatrix.build(X, os.path.join(folder, "p.ann"), k=15, verbose=0, random_state=0)
+        built = time.perf_counter() - start
+        start = time.perf_counter()
+        neighbours = matrix.get_neighbour_indices()
+        extracted = time.perf_counter() - start
+        matrix.delete_index(parent=True)
     peak = sampler.peak()
-    matrix.delete_index(parent=True)
+    if args.save_neighbours:
+        np.save(args.save_neighbours, neighbours)
     recall = InputSpace(X, smallest_prime_factor_labels(args.rows)).graph_recall(neighbours, "angular")
     sampler.stop()
     print(json.dumps({
-        "what": "primes-neighbours", "rows": X.shape[0], "columns": X.shape[1], "nnz": int(X.nnz),
+        "what": "primes-neighbours", "search": args.search, "rows": X.shape[0], "columns": X.shape[1], "nnz": int(X.nnz),
         "projected": uses_projection(as_row_source(X), "angular"), "candidates": candidate_count(15, X.shape[0]),
         "build_s": round(built, 1), "extract_s": round(extracted, 1), "graph_recall_1000_queries": recall["graph_recall"],
         "rss_anon_after_data_mib": _mib(baseline), "peak_rss_anon_mib": _mib(peak),
@@ -282,6 +292,8 @@ def main():
     transform.add_argument("--model", required=True)
     primes_nb = sub.add_parser("primes-neighbours")
     primes_nb.add_argument("--rows", type=int, default=1_000_000)
+    primes_nb.add_argument("--search", choices=("annoy", "clustered"), default="annoy")
+    primes_nb.add_argument("--save-neighbours")
     primes_net = sub.add_parser("primes-network")
     primes_net.add_argument("--rows", type=int, default=20_000)
     everything = sub.add_parser("all")

@@ -281,7 +281,9 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     total_epochs = run.epochs if resuming else initial_epoch + run.epochs
     early_stopping = _early_stopping(run.patience, state.early_stopping if resuming else None, data.held_out)
     validation = [] if data.held_out is None else [held_out_loss(networks, losses, data.source, *data.held_out)]
-    progress = EpochProgress(total_epochs, initial_epoch, show=run.verbose > 0)
+    progress = EpochProgress(
+        total_epochs, initial_epoch, show=run.verbose > 0, rows=data.source.n_rows, batch_size=run.batch_size
+    )
     batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance, networks.encoder)
     callbacks = [
         EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping,

@@ -366,15 +366,30 @@ class TrainingRecorder(keras.callbacks.Callback):
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """A tqdm bar over epochs showing the loss, and timing of every epoch."""
+    """A tqdm bar over epochs showing the loss, timing of every epoch and, with ``rows``, a
+    bar within each epoch showing rows per second and the time left.
 
-    def __init__(self, total_epochs, initial_epoch=0, show=True):
+    Parameters
+    ----------
+    total_epochs, initial_epoch : int
+        The run's last epoch and the one it starts at.
+    show : bool, default=True
+        Display the bars (timing is kept either way).
+    rows : int, optional
+        Anchor rows per epoch; ``batch_size`` anchors are trained per step.
+    batch_size : int, optional
+    """
+
+    def __init__(self, total_epochs, initial_epoch=0, show=True, rows=None, batch_size=None):
         super().__init__()
         self.total_epochs = total_epochs
         self.initial_epoch = initial_epoch
         self.show = show
+        self.rows = rows
+        self.batch_size = batch_size
         self.epoch_seconds = []
         self._bar = None
+        self._rows_bar = None
         self._start = None
 
     def on_train_begin(self, logs=None):
@@ -385,13 +400,28 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        if self.rows and self.batch_size:
+            self._rows_bar = tqdm(
+                total=self.rows, desc=f"Epoch {epoch + 1}", unit="rows", unit_scale=True, leave=False,
+                disable=not self.show, mininterval=1.0,
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras reports every few steps (steps_per_execution): move to the rows done so far.
+        if self._rows_bar is not None:
+            self._rows_bar.update(min(self.rows, (batch + 1) * self.batch_size) - self._rows_bar.n)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
+        if self._rows_bar is not None:
+            self._rows_bar.close()
+            self._rows_bar = None
         logs = logs or {}
         shown = {name: f"{logs[name]:.4f}" for name in ("loss", "val_loss") if name in logs}
         self._bar.set_postfix(**shown)
         self._bar.update(1)
 
     def on_train_end(self, logs=None):
+        if self._rows_bar is not None:
+            self._rows_bar.close()
         self._bar.close()

@@ -6,6 +6,8 @@ and the neighbour stage and network cost on wide sparse data. Results: bench/OUT
     .venv/bin/python bench/out_of_core.py transform --rows 2m --model DIR
     .venv/bin/python bench/out_of_core.py primes-neighbours --rows 1000000
     .venv/bin/python bench/out_of_core.py primes-network --rows 20000
+    .venv/bin/python bench/out_of_core.py gmm-epoch --rows 1000000     # 10M x 32 file, one epoch
+    .venv/bin/python bench/out_of_core.py gmm-transform                # streaming transform, 10M rows
 
 Every measurement runs in a fresh child process, which samples its own anonymous resident
 memory (RssAnon, /proc/self/status) every 0.05 s and prints one JSON line. ``all`` collects
@@ -114,6 +116,20 @@ def cmd_fit(args):
     print(json.dumps(result))
 
 
+def _stream(model, X, out_path, sampler):
+    """``(transform_to s, its peak, rows, transform_generator s, its peak)`` over all rows of ``X``."""
+    n = X.shape[0]
+    start = sampler.now()
+    model.transform_to(X, (out_path, "embedding"), chunk_rows=8192)
+    to_h5 = sampler.now() - start
+    peak_to = sampler.peak(start)
+    start = sampler.now()
+    total = 0
+    for part in model.transform_generator(X[i:i + 8192] for i in range(0, n, 8192)):
+        total += len(part)
+    return to_h5, peak_to, total, sampler.now() - start, sampler.peak(start)
+
+
 def cmd_transform(args):
     sampler = Sampler()
     import h5py
@@ -130,15 +146,7 @@ def cmd_transform(args):
         X = handle["data"]
         n = X.shape[0]
         baseline = sampler.read()
-        start = sampler.now()
-        model.transform_to(X, (out_path, "embedding"), chunk_rows=8192)
-        to_h5 = sampler.now() - start
-        peak_to = sampler.peak(start)
-        start = sampler.now()
-        total = 0
-        for part in model.transform_generator(X[i:i + 8192] for i in range(0, n, 8192)):
-            total += len(part)
-        generator = sampler.now() - start
+        to_h5, peak_to, total, generator, _ = _stream(model, X, out_path, sampler)
         head = X[:250_000]
     start = sampler.now()
     model.transform(head)
@@ -149,6 +157,85 @@ def cmd_transform(args):
         "transform_to_rows_per_s": int(n / to_h5), "transform_generator_rows_per_s": int(total / generator),
         "in_memory_transform_rows_per_s_250k": int(len(head) / in_memory),
         "rss_anon_baseline_mib": _mib(baseline), "peak_rss_anon_transform_to_mib": _mib(peak_to),
+    }))
+
+
+GMM_10M = os.path.join(HERE, "data", "gmm_10mx32.h5")
+
+
+class HeadRows:
+    """The first ``n`` rows of an h5py dataset, read on demand (an indexable row source)."""
+
+    def __init__(self, dataset, n):
+        self.dataset = dataset
+        self.shape = (int(n),) + tuple(dataset.shape[1:])
+        self.dtype = dataset.dtype
+        self.ndim = dataset.ndim
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+def _gmm_10m():
+    from gmm_hdf5 import write_mixture
+
+    return write_mixture(GMM_10M, 10_000_000, n_features=32)
+
+
+def cmd_gmm_epoch(args):
+    """One training epoch on the first ``--rows`` rows of the 10M x 32 file, shuffle_mode='batch'.
+
+    Random neighbours (training cost only); the HDF5 rows stay on disk.
+    """
+    sampler = Sampler()
+    import h5py
+    import numpy as np
+
+    from ivis import Ivis
+
+    neighbours = np.random.default_rng(1).integers(0, args.rows, (args.rows, 15), dtype=np.int32)
+    with h5py.File(_gmm_10m(), "r") as handle:
+        X = HeadRows(handle["data"], args.rows)
+        baseline = sampler.read()
+        model = Ivis(k=15, epochs=1, batch_size=128, neighbour_matrix=neighbours, verbose=0, random_state=0)
+        start = sampler.now()
+        model.fit(X, shuffle_mode="batch")
+        peak = sampler.peak(start)
+    sampler.stop()
+    print(json.dumps({
+        "what": "gmm-epoch", "rows": args.rows, "seconds_per_epoch": round(model.timings_["seconds_per_epoch"], 1),
+        "training_s": round(model.timings_["training"], 1), "rss_anon_before_fit_mib": _mib(baseline),
+        "peak_rss_anon_mib": _mib(peak), "neighbour_matrix_mib": _mib(neighbours.nbytes),
+    }))
+
+
+def cmd_gmm_transform(args):
+    """Streaming transform of all 10M rows: transform_to an HDF5 file and transform_generator."""
+    sampler = Sampler()
+    import h5py
+
+    from ivis import Ivis
+
+    os.makedirs(SCRATCH, exist_ok=True)
+    out_path = os.path.join(SCRATCH, "embedding_10m.h5")
+    if os.path.exists(out_path):
+        os.remove(out_path)
+    with h5py.File(_gmm_10m(), "r") as handle:
+        X = handle["data"]
+        model = Ivis(k=15, epochs=1, batch_size=128, verbose=0, random_state=0).fit(X[:20_000])
+        n = X.shape[0]
+        baseline = sampler.read()
+        to_h5, peak_to, total, generator, peak_generator = _stream(model, X, out_path, sampler)
+    os.remove(out_path)
+    sampler.stop()
+    print(json.dumps({
+        "what": "gmm-transform", "rows": n, "transform_to_s": round(to_h5, 1),
+        "transform_to_rows_per_s": int(n / to_h5), "transform_generator_rows_per_s": int(total / generator),
+        "rss_anon_before_mib": _mib(baseline), "peak_rss_anon_transform_to_mib": _mib(peak_to),
+        "peak_rss_anon_generator_mib": _mib(peak_generator),
     }))
 
 
@@ -296,12 +383,16 @@ def main():
     primes_nb.add_argument("--save-neighbours")
     primes_net = sub.add_parser("primes-network")
     primes_net.add_argument("--rows", type=int, default=20_000)
+    gmm_epoch = sub.add_parser("gmm-epoch")
+    gmm_epoch.add_argument("--rows", type=int, default=1_000_000)
+    sub.add_parser("gmm-transform")
     everything = sub.add_parser("all")
     everything.add_argument("--only", help="comma-separated positions in the plan (0-based)")
     args = parser.parse_args()
     {
         "fit": cmd_fit, "transform": cmd_transform, "primes-neighbours": cmd_primes_neighbours,
-        "primes-network": cmd_primes_network, "all": cmd_all,
+        "primes-network": cmd_primes_network, "gmm-epoch": cmd_gmm_epoch, "gmm-transform": cmd_gmm_transform,
+        "all": cmd_all,
     }[args.cmd](args)
 
 

@@ -82,8 +82,12 @@ def copy_user_model(model):
 
 
 def takes_sparse_rows(network):
-    """Whether ``network``'s (first) input is sparse."""
-    return bool(getattr(network.inputs[0], "sparse", False))
+    """Whether ``network``'s (first) input is sparse; False for a model whose inputs are not defined yet."""
+    try:
+        first = network.inputs[0]
+    except (AttributeError, IndexError, TypeError):
+        return False
+    return bool(getattr(first, "sparse", False))
 
 
 def build_encoder(base, input_shape, embedding_dims, seed=None):

@@ -6,6 +6,8 @@ and the neighbour stage and network cost on wide sparse data. Results: bench/OUT
     .venv/bin/python bench/out_of_core.py transform --rows 2m --model DIR
     .venv/bin/python bench/out_of_core.py primes-neighbours --rows 1000000
     .venv/bin/python bench/out_of_core.py primes-network --rows 20000
+    .venv/bin/python bench/out_of_core.py gmm-epoch --rows 1000000     # 10M x 32 file, one epoch
+    .venv/bin/python bench/out_of_core.py gmm-transform                # streaming transform, 10M rows
 
 Every measurement runs in a fresh child process, which samples its own anonymous resident
 memory (RssAnon, /proc/self/status) every 0.05 s and prints one JSON line. ``all`` collects
@@ -114,6 +116,20 @@ def cmd_fit(args):
     print(json.dumps(result))
 
 
+def _stream(model, X, out_path, sampler):
+    """``(transform_to s, its peak, rows, transform_generator s, its peak)`` over all rows of ``X``."""
+    n = X.shape[0]
+    start = sampler.now()
+    model.transform_to(X, (out_path, "embedding"), chunk_rows=8192)
+    to_h5 = sampler.now() - start
+    peak_to = sampler.peak(start)
+    start = sampler.now()
+    total = 0
+    for part in model.transform_generator(X[i:i + 8192] for i in range(0, n, 8192)):
+        total += len(part)
+    return to_h5, peak_to, total, sampler.now() - start, sampler.peak(start)
+
+
 def cmd_transform(args):
     sampler = Sampler()
     import h5py
@@ -130,15 +146,7 @@ def cmd_transform(args):
         X = handle["data"]
         n = X.shape[0]
         baseline = sampler.read()
-        start = sampler.now()
-        model.transform_to(X, (out_path, "embedding"), chunk_rows=8192)
-        to_h5 = sampler.now() - start
-        peak_to = sampler.peak(start)
-        start = sampler.now()
-        total = 0
-        for part in model.transform_generator(X[i:i + 8192] for i in range(0, n, 8192)):
-            total += len(part)
-        generator = sampler.now() - start
+        to_h5, peak_to, total, generator, _ = _stream(model, X, out_path, sampler)
         head = X[:250_000]
     start = sampler.now()
     model.transform(head)
@@ -152,8 +160,88 @@ def cmd_transform(args):
     }))
 
 
+GMM_10M = os.path.join(HERE, "data", "gmm_10mx32.h5")
+
+
+class HeadRows:
+    """The first ``n`` rows of an h5py dataset, read on demand (an indexable row source)."""
+
+    def __init__(self, dataset, n):
+        self.dataset = dataset
+        self.shape = (int(n),) + tuple(dataset.shape[1:])
+        self.dtype = dataset.dtype
+        self.ndim = dataset.ndim
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+def _gmm_10m():
+    from gmm_hdf5 import write_mixture
+
+    return write_mixture(GMM_10M, 10_000_000, n_features=32)
+
+
+def cmd_gmm_epoch(args):
+    """One training epoch on the first ``--rows`` rows of the 10M x 32 file, shuffle_mode='batch'.
+
+    Random neighbours (training cost only); the HDF5 rows stay on disk.
+    """
+    sampler = Sampler()
+    import h5py
+    import numpy as np
+
+    from ivis import Ivis
+
+    neighbours = np.random.default_rng(1).integers(0, args.rows, (args.rows, 15), dtype=np.int32)
+    with h5py.File(_gmm_10m(), "r") as handle:
+        X = HeadRows(handle["data"], args.rows)
+        baseline = sampler.read()
+        model = Ivis(k=15, epochs=1, batch_size=128, neighbour_matrix=neighbours, verbose=0, random_state=0)
+        start = sampler.now()
+        model.fit(X, shuffle_mode="batch")
+        peak = sampler.peak(start)
+    sampler.stop()
+    print(json.dumps({
+        "what": "gmm-epoch", "rows": args.rows, "seconds_per_epoch": round(model.timings_["seconds_per_epoch"], 1),
+        "training_s": round(model.timings_["training"], 1), "rss_anon_before_fit_mib": _mib(baseline),
+        "peak_rss_anon_mib": _mib(peak), "neighbour_matrix_mib": _mib(neighbours.nbytes),
+    }))
+
+
+def cmd_gmm_transform(args):
+    """Streaming transform of all 10M rows: transform_to an HDF5 file and transform_generator."""
+    sampler = Sampler()
+    import h5py
+
+    from ivis import Ivis
+
+    os.makedirs(SCRATCH, exist_ok=True)
+    out_path = os.path.join(SCRATCH, "embedding_10m.h5")
+    if os.path.exists(out_path):
+        os.remove(out_path)
+    with h5py.File(_gmm_10m(), "r") as handle:
+        X = handle["data"]
+        model = Ivis(k=15, epochs=1, batch_size=128, verbose=0, random_state=0).fit(X[:20_000])
+        n = X.shape[0]
+        baseline = sampler.read()
+        to_h5, peak_to, total, generator, peak_generator = _stream(model, X, out_path, sampler)
+    os.remove(out_path)
+    sampler.stop()
+    print(json.dumps({
+        "what": "gmm-transform", "rows": n, "transform_to_s": round(to_h5, 1),
+        "transform_to_rows_per_s": int(n / to_h5), "transform_generator_rows_per_s": int(total / generator),
+        "rss_anon_before_mib": _mib(baseline), "peak_rss_anon_transform_to_mib": _mib(peak_to),
+        "peak_rss_anon_generator_mib": _mib(peak_generator),
+    }))
+
+
 def cmd_primes_neighbours(args):
-    """Neighbour stage on the primes matrix (projection + re-ranking) and its recall."""
+    """Neighbour stage on the primes matrix and its recall: Annoy (projection + re-ranking)
+    or ``--search clustered`` (exact distances within nearby clusters, on the sparse rows)."""
     sampler = Sampler()
     import tempfile
 
@@ -167,19 +255,28 @@ def cmd_primes_neighbours(args):
 
     X, _ = prime_factor_matrix(args.rows)
     baseline = sampler.read()
-    folder = tempfile.mkdtemp(prefix="ivis-primes-", dir=SCRATCH if os.path.isdir(SCRATCH) else None)
-    start = time.perf_counter()
-    matrix = AnnoyKnnMatrix.build(X, os.path.join(folder, "p.ann"), k=15, verbose=0, random_state=0)
-    built = time.perf_counter() - start
-    start = time.perf_counter()
-    neighbours = matrix.get_neighbour_indices()
-    extracted = time.perf_counter() - start
+    if args.search == "clustered":
+        from ivis.data.neighbour_retrieval.clustered import clustered_neighbours
+
+        start = time.perf_counter()
+        neighbours = clustered_neighbours(X, 15, "angular", random_state=0)
+        built, extracted = 0.0, time.perf_counter() - start
+    else:
+        folder = tempfile.mkdtemp(prefix="ivis-primes-", dir=SCRATCH if os.path.isdir(SCRATCH) else None)
+        start = time.perf_counter()
+        matrix = AnnoyKnnMatrix.build(X, os.path.join(folder, "p.ann"), k=15, verbose=0, random_state=0)
+        built = time.perf_counter() - start
+        start = time.perf_counter()
+        neighbours = matrix.get_neighbour_indices()
+        extracted = time.perf_counter() - start
+        matrix.delete_index(parent=True)
     peak = sampler.peak()
-    matrix.delete_index(parent=True)
+    if args.save_neighbours:
+        np.save(args.save_neighbours, neighbours)
     recall = InputSpace(X, smallest_prime_factor_labels(args.rows)).graph_recall(neighbours, "angular")
     sampler.stop()
     print(json.dumps({
-        "what": "primes-neighbours", "rows": X.shape[0], "columns": X.shape[1], "nnz": int(X.nnz),
+        "what": "primes-neighbours", "search": args.search, "rows": X.shape[0], "columns": X.shape[1], "nnz": int(X.nnz),
         "projected": uses_projection(as_row_source(X), "angular"), "candidates": candidate_count(15, X.shape[0]),
         "build_s": round(built, 1), "extract_s": round(extracted, 1), "graph_recall_1000_queries": recall["graph_recall"],
         "rss_anon_after_data_mib": _mib(baseline), "peak_rss_anon_mib": _mib(peak),
@@ -187,7 +284,11 @@ def cmd_primes_neighbours(args):
 
 
 def cmd_primes_network(args):
-    """Seconds per batch of training on primes rows of all 78,498 columns, densified per batch."""
+    """Seconds per batch and per epoch of training on primes rows of all 78,498 columns.
+
+    Wide sparse rows train through the sparse first layer (ivis.nn.sparse_input); the
+    neighbour stage is skipped (random neighbours), so only the network's cost is measured.
+    """
     sampler = Sampler()
     import numpy as np
 
@@ -195,7 +296,8 @@ def cmd_primes_network(args):
     from primes import prime_factor_matrix
 
     X, _ = prime_factor_matrix(1_000_000)
-    X = X[np.random.default_rng(0).choice(X.shape[0], args.rows, replace=False)]
+    if args.rows < X.shape[0]:
+        X = X[np.random.default_rng(0).choice(X.shape[0], args.rows, replace=False)]
     neighbours = np.random.default_rng(1).integers(0, args.rows, (args.rows, 15))  # training cost only
     model = Ivis(k=15, epochs=1, batch_size=128, neighbour_matrix=neighbours, verbose=0, random_state=0)
     start = sampler.now()
@@ -210,6 +312,7 @@ def cmd_primes_network(args):
         "what": "primes-network", "rows": args.rows, "columns": X.shape[1], "batches": batches,
         "seconds_per_batch": round(per_batch, 3), "estimated_epoch_s_1m_rows": round(per_batch * 1_000_000 / 128),
         "dense_batch_mib": _mib(3 * 128 * X.shape[1] * 4), "first_layer_params": X.shape[1] * 500,
+        "seconds_per_epoch": round(model.timings_["seconds_per_epoch"], 1),
         "transform_rows_per_s": int(transform_rows_per_s), "peak_rss_anon_mib": _mib(sampler.peak(start)),
     }))
 
@@ -276,14 +379,20 @@ def main():
     transform.add_argument("--model", required=True)
     primes_nb = sub.add_parser("primes-neighbours")
     primes_nb.add_argument("--rows", type=int, default=1_000_000)
+    primes_nb.add_argument("--search", choices=("annoy", "clustered"), default="annoy")
+    primes_nb.add_argument("--save-neighbours")
     primes_net = sub.add_parser("primes-network")
     primes_net.add_argument("--rows", type=int, default=20_000)
+    gmm_epoch = sub.add_parser("gmm-epoch")
+    gmm_epoch.add_argument("--rows", type=int, default=1_000_000)
+    sub.add_parser("gmm-transform")
     everything = sub.add_parser("all")
     everything.add_argument("--only", help="comma-separated positions in the plan (0-based)")
     args = parser.parse_args()
     {
         "fit": cmd_fit, "transform": cmd_transform, "primes-neighbours": cmd_primes_neighbours,
-        "primes-network": cmd_primes_network, "all": cmd_all,
+        "primes-network": cmd_primes_network, "gmm-epoch": cmd_gmm_epoch, "gmm-transform": cmd_gmm_transform,
+        "all": cmd_all,
     }[args.cmd](args)
 
 

@@ -148,8 +148,47 @@ def test_bad_settings_are_named(iris, params, message):
         Ivis(**FAST, **params).fit(X)
 
 
-@pytest.mark.parametrize("wrap", [sp.csr_matrix, array_dataset], ids=["sparse", "dataset"])
-def test_data_not_in_a_dense_array_is_refused_with_the_alternative(iris, wrap):
+def test_data_not_in_memory_is_refused_with_the_alternative(iris):
     X, _ = iris
-    with pytest.raises(ValueError, match="needs X as a dense array in memory.*neighbour_search='annoy'"):
-        Ivis(**FAST, neighbour_search="clustered").fit(wrap(X))
+    with pytest.raises(ValueError, match="needs X in memory, as a dense array or a SciPy sparse matrix.*neighbour_search='annoy'"):
+        Ivis(**FAST, neighbour_search="clustered").fit(array_dataset(X))
+
+
+def sparse_binary_rows(n_rows, n_features, seed):
+    """Binary sparse rows with many ties in distance: a few ones per row, columns of skewed frequency."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_features + 1)
+    columns = [rng.choice(n_features, rng.integers(1, 5), replace=False, p=weights / weights.sum()) for _ in range(n_rows)]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in columns])])
+    indices = np.concatenate(columns)
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_rows, n_features))
+
+
+def tie_aware_recall(X, found, metric, rows, k):
+    """Share of found neighbours no farther than the k-th exact neighbour (ties count as found)."""
+    dense = X.toarray()
+    kth = distances(dense, rows, exact(dense, k, metric, rows), metric)[:, -1]
+    return np.mean(distances(dense, rows, found[rows], metric) <= kth[:, None] + 1e-6)
+
+
+@pytest.mark.parametrize("metric", ["angular", "euclidean"])
+def test_small_sparse_data_is_searched_exactly(metric):
+    X = sparse_binary_rows(clustered_module.EXHAUSTIVE_MAX_ROWS // 2, 300, seed=1)
+    found = clustered_neighbours(X, 10, metric, random_state=0)
+    assert found.shape == (X.shape[0], 10) and found.dtype == np.int32
+    rows = np.arange(0, X.shape[0], 5)
+    assert tie_aware_recall(X, found, metric, rows, 10) == 1.0
+
+
+def test_many_clusters_keep_most_sparse_neighbours():
+    X = sparse_binary_rows(8000, 400, seed=2)
+    found = clustered_neighbours(X, 15, "angular", random_state=0)
+    rows = np.random.default_rng(0).choice(X.shape[0], 300, replace=False)
+    assert tie_aware_recall(X, found, "angular", rows, 15) >= 0.9
+
+
+def test_sparse_data_fits_with_clustered_search(iris):
+    X, y = iris
+    model = Ivis(**FAST, neighbour_search="clustered").fit(sp.csr_matrix(X))
+    dense = Ivis(**FAST, neighbour_search="clustered").fit(X)
+    np.testing.assert_array_equal(model.neighbour_matrix_, dense.neighbour_matrix_)

@@ -172,3 +172,14 @@ def test_held_out_rows_on_disk_are_read_once(noisy_labels):
     held_out = model.validation_indices_
     reads = [r for r in requests if len(r) == len(held_out) and np.array_equal(np.sort(r), held_out)]
     assert len(reads) == 1 and len(model.validation_loss_history_) == 4
+
+
+def test_each_epoch_shows_rows_per_second_and_time_left(capsys):
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
+    Ivis(k=5, epochs=2, batch_size=32, random_state=0, verbose=1).fit(X.astype(np.float32))
+    err = capsys.readouterr().err
+    for epoch in (1, 2):
+        assert f"Epoch {epoch}: " in err
+    assert "rows/s" in err and "/300 [" in err

@@ -25,7 +25,9 @@ IN_GRAPH_ROWS_MAX_BYTES = 2 * 1024**3
 # Held-out rows (validation_fraction) of data not held as an array are read once and kept in
 # memory up to this size (as float32); larger sets are read again every epoch.
 HELD_OUT_CACHE_BYTES = 256 * 1024**2
-# Training steps run per call into the compiled step when rows are looked up in-graph.
+# Training steps run per call into the compiled step: a call costs about as much as a small
+# step, whether the rows are looked up in-graph or fed batch by batch (measured in
+# bench/OUT_OF_CORE.md).
 STEPS_PER_EXECUTION = 16
 
 
@@ -96,12 +98,16 @@ def python_random_seeded(seed):
         random.setstate(state)
 
 
-def build_networks(model, row_shape, embedding_dims, spec, seed):
-    """The encoder (base network ``model`` plus an embedding layer) and, for ``spec``, the supervised head."""
+def build_networks(model, row_shape, embedding_dims, spec, seed, sparse=False):
+    """The encoder (base network ``model`` plus an embedding layer) and, for ``spec``, the supervised head.
+
+    ``sparse`` gives a named base network a sparse input and first layer (see
+    :mod:`ivis.nn.sparse_input`).
+    """
     from ivis.nn import network
 
     if isinstance(model, str):
-        base = network.base_network(model, row_shape, seed=seed)
+        base = network.base_network(model, row_shape, seed=seed, sparse=sparse)
     else:
         with python_random_seeded(seed):
             base = network.copy_user_model(model)
@@ -148,7 +154,10 @@ def compile_networks(networks, losses, learning_rate, weight_decay):
 
     networks.model = triplet_network(networks.encoder, networks.head)
     loss, weights = training_losses(losses, networks.head is not None)
-    networks.model.compile(optimizer=make_optimizer(networks, learning_rate, weight_decay), loss=loss, loss_weights=weights)
+    networks.model.compile(
+        optimizer=make_optimizer(networks, learning_rate, weight_decay), loss=loss, loss_weights=weights,
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
     return networks.model
 
 
@@ -156,14 +165,26 @@ def make_optimizer(networks, learning_rate, weight_decay):
     """Adam, with decoupled weight decay on the base network's kernels only."""
     import keras
 
-    optimizer = keras.optimizers.Adam()
-    # Shrinking the embedding layer or the head would shrink every prediction towards zero.
+    from ivis.nn.sparse_input import LazyAdam, SparseRowsDense
+
+    optimizer = LazyAdam()
+    # Shrinking the embedding layer or the head would shrink every prediction towards zero;
+    # decaying a sparse first layer would touch its whole kernel every step.
     outputs = [networks.encoder.get_layer("embedding")] + ([networks.head] if networks.head else [])
+    outputs += [layer for layer in _all_layers(networks.encoder) if isinstance(layer, SparseRowsDense)]
     optimizer.exclude_from_weight_decay(
         var_list=[v for layer in outputs for v in layer.trainable_variables], var_names=["bias"]
     )
     set_optimizer_params(optimizer, learning_rate, weight_decay)
     return optimizer
+
+
+def _all_layers(model):
+    """Every layer of ``model``, nested models' layers included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
 
 
 def set_optimizer_params(optimizer, learning_rate, weight_decay):
@@ -176,8 +197,13 @@ def embed(network, source):
     """``network`` applied to every row of ``source``, chunk by chunk, as float32."""
     from keras import ops
 
+    from ivis.nn.network import takes_sparse_rows
+    from ivis.nn.sparse_input import iter_sparse_chunks
+
+    sparse = takes_sparse_rows(network)
+    chunks = iter_sparse_chunks(source, TRANSFORM_CHUNK_ROWS) if sparse else source.iter_chunks(TRANSFORM_CHUNK_ROWS)
     out = None
-    for start, chunk in source.iter_chunks(TRANSFORM_CHUNK_ROWS):
+    for start, chunk in chunks:
         # A direct call, not predict_on_batch: no function is traced per chunk shape.
         values = ops.convert_to_numpy(network(chunk, training=False))
         if out is None:
@@ -191,13 +217,21 @@ def score(networks, source):
     return embed(networks.head, as_row_source(embed(networks.encoder, source)))
 
 
+def network_rows(network, source, rows):
+    """``rows`` of ``source`` as ``network`` takes them: dense, or sparse for a sparse input."""
+    from ivis.nn.network import takes_sparse_rows
+    from ivis.nn.sparse_input import sparse_rows
+
+    return sparse_rows(source, rows) if takes_sparse_rows(network) else source.get_batch(rows)
+
+
 def score_rows(networks, source, rows):
     """The supervised head's predictions for ``rows`` of ``source``."""
     from keras import ops
 
     out = []
     for start in range(0, len(rows), TRANSFORM_CHUNK_ROWS):
-        chunk = source.get_batch(rows[start:start + TRANSFORM_CHUNK_ROWS])
+        chunk = network_rows(networks.encoder, source, rows[start:start + TRANSFORM_CHUNK_ROWS])
         embedding = networks.encoder(chunk, training=False)
         out.append(ops.convert_to_numpy(networks.head(embedding, training=False)))
     return np.concatenate(out)
@@ -249,8 +283,10 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     total_epochs = run.epochs if resuming else initial_epoch + run.epochs
     early_stopping = _early_stopping(run.patience, state.early_stopping if resuming else None, data.held_out)
     validation = [] if data.held_out is None else [held_out_loss(networks, losses, data.source, *data.held_out)]
-    progress = EpochProgress(total_epochs, initial_epoch, show=run.verbose > 0)
-    batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance)
+    progress = EpochProgress(
+        total_epochs, initial_epoch, show=run.verbose > 0, rows=data.source.n_rows, batch_size=run.batch_size
+    )
+    batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance, networks.encoder)
     callbacks = [
         EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping,
         TrainingRecorder(history, state, early_stopping), progress, *callbacks,
@@ -290,9 +326,10 @@ def _early_stopping(patience, saved, held_out):
     )
 
 
-def _triplet_batches(run, data, initial_epoch, distance):
+def _triplet_batches(run, data, initial_epoch, distance, encoder):
     """``(batches, rows_in_graph, in_batch)``: the epoch's batches and how the trainer takes them."""
     from ivis.nn.losses import triplet_loss
+    from ivis.nn.network import takes_sparse_rows
     from ivis.nn.training import TripletBatches, input_coordinates
 
     source = data.source
@@ -301,7 +338,7 @@ def _triplet_batches(run, data, initial_epoch, distance):
     in_batch = run.negative_sampling == "in_batch" and data.shuffle_mode is True
     batches = TripletBatches(
         source, data.neighbours, run.batch_size, run.sampling_seed, data.shuffle_mode, data.targets, initial_epoch,
-        indices_only=rows_in_graph, in_batch_negatives=in_batch,
+        indices_only=rows_in_graph, in_batch_negatives=in_batch, sparse_rows=takes_sparse_rows(encoder),
         # Losses with a global term compare embedding distances with input coordinates.
         coordinates=input_coordinates(triplet_loss(distance), source, run.sampling_seed),
         batch_shards=run.devices.batch_shards if run.devices else 1,
@@ -338,6 +375,6 @@ def trainer_for(networks, losses, rows, in_batch, multi_step=True):
     loss, weights = training_losses(losses, networks.head is not None)
     trainer.compile(
         optimizer=networks.model.optimizer, loss=loss, loss_weights=weights,
-        steps_per_execution=STEPS_PER_EXECUTION if rows is not None and multi_step else 1,
+        steps_per_execution=STEPS_PER_EXECUTION if multi_step else 1,
     )
     return trainer

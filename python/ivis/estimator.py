@@ -319,7 +319,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
             self.neighbour_matrix_ = search.precomputed
             neighbour_seconds = time.perf_counter() - start
             if not warm:
-                self._build(source.row_shape, spec)
+                self._build(source, spec)
                 devices.remember(self.encoder_, distribution)
             elif (spec is None) != (self.supervised_head_ is None):
                 raise ValueError(
@@ -375,11 +375,16 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
 
     # --------------------------------------------------------------- networks
 
-    def _build(self, row_shape, spec):
+    def _build(self, source, spec):
+        from ivis.nn.sparse_input import uses_sparse_input
+
         # Seeded even without random_state (then from fresh entropy): an unseeded Keras layer
         # would draw its seed from Python's global random module.
         seed = stage_seed(self._seed_, "weights")
-        self.encoder_, self.supervised_head_ = engine.build_networks(self.model, row_shape, self.embedding_dims, spec, seed)
+        row_shape = source.row_shape
+        self.encoder_, self.supervised_head_ = engine.build_networks(
+            self.model, row_shape, self.embedding_dims, spec, seed, sparse=uses_sparse_input(source)
+        )
         self.input_shape_ = tuple(int(s) for s in row_shape)
         self.n_features_in_ = int(np.prod(self.input_shape_))
         self.loss_history_ = []

@@ -16,17 +16,22 @@ BASE_NETWORK_SIZES = dict(zip(NETWORK_NAMES, [(128, 128, 128), (2000, 1000, 500)
 DROPOUT_RATE = 0.1
 
 
-def dense_selu_network(input_shape, units, name, seed=None):
+def dense_selu_network(input_shape, units, name, seed=None, sparse=False):
     """Build a base network of dense SELU layers with AlphaDropout between them.
 
-    Inputs with more than one axis per row are flattened first.
+    Inputs with more than one axis per row are flattened first. With ``sparse`` the network
+    takes sparse rows and its first layer is a :class:`~ivis.nn.sparse_input.SparseRowsDense`,
+    initialised exactly as the dense layer would be.
     """
-    inputs = keras.Input(shape=tuple(input_shape))
+    from ivis.nn.sparse_input import SparseRowsDense
+
+    inputs = keras.Input(shape=tuple(input_shape), sparse=sparse)
     x = inputs if len(input_shape) == 1 else keras.layers.Flatten()(inputs)
     for i, width in enumerate(units):
         if i > 0:
             x = keras.layers.AlphaDropout(DROPOUT_RATE, seed=layer_seed(seed, "dropout", i))(x)
-        x = keras.layers.Dense(
+        layer = SparseRowsDense if sparse and i == 0 else keras.layers.Dense
+        x = layer(
             width,
             activation="selu",
             kernel_initializer=keras.initializers.LecunNormal(seed=layer_seed(seed, "dense", i)),
@@ -49,8 +54,8 @@ def maaten(input_shape, seed=None):
     return dense_selu_network(input_shape, BASE_NETWORK_SIZES["maaten"], "maaten", seed)
 
 
-def base_network(model_name, input_shape, seed=None):
-    """Return the named base network for rows of ``input_shape``.
+def base_network(model_name, input_shape, seed=None, sparse=False):
+    """Return the named base network for rows of ``input_shape`` (sparse rows with ``sparse``).
 
     Raises
     ------
@@ -59,7 +64,7 @@ def base_network(model_name, input_shape, seed=None):
     """
     check_model_name(model_name)
     units = BASE_NETWORK_SIZES[model_name]
-    return dense_selu_network(input_shape, units, model_name, seed)
+    return dense_selu_network(input_shape, units, model_name, seed, sparse)
 
 
 def copy_user_model(model):
@@ -76,9 +81,18 @@ def copy_user_model(model):
     return clone
 
 
+def takes_sparse_rows(network):
+    """Whether ``network``'s (first) input is sparse; False for a model whose inputs are not defined yet."""
+    try:
+        first = network.inputs[0]
+    except (AttributeError, IndexError, TypeError):
+        return False
+    return bool(getattr(first, "sparse", False))
+
+
 def build_encoder(base, input_shape, embedding_dims, seed=None):
     """Append a linear, Glorot-uniform embedding layer of ``embedding_dims`` to ``base``."""
-    inputs = keras.Input(shape=tuple(input_shape))
+    inputs = keras.Input(shape=tuple(input_shape), sparse=takes_sparse_rows(base))
     features = base(inputs)
     if len(features.shape) > 2:
         features = keras.layers.Flatten()(features)
@@ -108,7 +122,8 @@ def triplet_network(encoder, supervised_head=None):
     in supervised mode, the head's predictions for the anchors.
     """
     input_shape = encoder.inputs[0].shape[1:]
-    inputs = [keras.Input(shape=input_shape, name=name) for name in ("anchor", "positive", "negative")]
+    sparse = takes_sparse_rows(encoder)
+    inputs = [keras.Input(shape=input_shape, sparse=sparse, name=name) for name in ("anchor", "positive", "negative")]
     embeddings = [encoder(x) for x in inputs]
     stacked = StackTriplets(name="triplets")(*embeddings)
     if supervised_head is None:
@@ -172,8 +187,8 @@ def in_batch_trainer(encoder, supervised_head=None, rows=None):
     """
     if rows is None:
         input_shape = encoder.inputs[0].shape[1:]
-        anchor = keras.Input(shape=input_shape, name="anchor")
-        positive = keras.Input(shape=input_shape, name="positive")
+        anchor = keras.Input(shape=input_shape, sparse=takes_sparse_rows(encoder), name="anchor")
+        positive = keras.Input(shape=input_shape, sparse=takes_sparse_rows(encoder), name="positive")
         positions = keras.Input(shape=(), dtype="int32", name="negative_positions")
         inputs = [anchor, positive, positions]
     else:

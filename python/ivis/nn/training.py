@@ -53,11 +53,14 @@ class TripletBatches(keras.utils.PyDataset):
     batch_shards : int, default=1
         Parts of a batch that devices train on separately (see :mod:`ivis.nn.devices`):
         in-batch negatives are drawn within each part.
+    sparse_rows : bool, default=False
+        Yield the rows of a sparse source as SciPy CSR matrices, not densified, for a network
+        with a sparse input (:mod:`ivis.nn.sparse_input`).
     """
 
     def __init__(
         self, source, neighbours, batch_size, seed, shuffle_mode=True, labels=None, initial_epoch=0,
-        indices_only=False, in_batch_negatives=False, coordinates=None, batch_shards=1,
+        indices_only=False, in_batch_negatives=False, coordinates=None, batch_shards=1, sparse_rows=False,
     ):
         super().__init__()
         self.source = source
@@ -71,6 +74,7 @@ class TripletBatches(keras.utils.PyDataset):
         self.in_batch_negatives = bool(in_batch_negatives)
         self.coordinates = coordinates
         self.batch_shards = int(batch_shards)
+        self._read = (lambda rows: source.data[rows]) if sparse_rows else source.get_batch
         self._order = self._anchor_order()
 
     def _anchor_order(self):
@@ -96,9 +100,9 @@ class TripletBatches(keras.utils.PyDataset):
         # order, a contiguous run (the anchors in 'batch' mode) as one slice, scattered rows
         # together. Negatives taken from the batch are positions, not rows.
         if self.in_batch_negatives:
-            rows = self.source.get_batch(np.concatenate([anchors, positives]))
+            rows = self._read(np.concatenate([anchors, positives]))
             return (rows[:n], rows[n:], negatives), self._targets(anchors)
-        rows = self.source.get_batch(np.concatenate([anchors, positives, negatives]))
+        rows = self._read(np.concatenate([anchors, positives, negatives]))
         return (rows[:n], rows[n:2 * n], rows[2 * n:]), self._targets(anchors)
 
     def _targets(self, anchors):
@@ -215,15 +219,23 @@ def input_pipeline(batches, prefetch=PREFETCH_BATCHES):
     """
     if keras.backend.backend() != "tensorflow":
         return batches
+    import scipy.sparse
     import tensorflow as tf
 
+    from ivis.nn.sparse_input import sparse_tensor
+
     def spec(array):
+        if scipy.sparse.issparse(array):
+            return tf.SparseTensorSpec((None,) + array.shape[1:], tf.float32)
         array = np.asarray(array)
         return tf.TensorSpec((None,) + array.shape[1:], tf.as_dtype(array.dtype))
 
+    def as_tensor(array):
+        return sparse_tensor(array) if scipy.sparse.issparse(array) else array
+
     def generate():
         for i in range(len(batches)):
-            yield batches[i]
+            yield tf.nest.map_structure(as_tensor, batches[i])
 
     signature = tf.nest.map_structure(spec, batches[0])
     options = tf.data.Options()
@@ -359,15 +371,30 @@ class TrainingRecorder(keras.callbacks.Callback):
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """A tqdm bar over epochs showing the loss, and timing of every epoch."""
+    """A tqdm bar over epochs showing the loss, timing of every epoch and, with ``rows``, a
+    bar within each epoch showing rows per second and the time left.
 
-    def __init__(self, total_epochs, initial_epoch=0, show=True):
+    Parameters
+    ----------
+    total_epochs, initial_epoch : int
+        The run's last epoch and the one it starts at.
+    show : bool, default=True
+        Display the bars (timing is kept either way).
+    rows : int, optional
+        Anchor rows per epoch; ``batch_size`` anchors are trained per step.
+    batch_size : int, optional
+    """
+
+    def __init__(self, total_epochs, initial_epoch=0, show=True, rows=None, batch_size=None):
         super().__init__()
         self.total_epochs = total_epochs
         self.initial_epoch = initial_epoch
         self.show = show
+        self.rows = rows
+        self.batch_size = batch_size
         self.epoch_seconds = []
         self._bar = None
+        self._rows_bar = None
         self._start = None
 
     def on_train_begin(self, logs=None):
@@ -378,13 +405,28 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        if self.rows and self.batch_size:
+            self._rows_bar = tqdm(
+                total=self.rows, desc=f"Epoch {epoch + 1}", unit="rows", unit_scale=True, leave=False,
+                disable=not self.show, mininterval=1.0,
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras reports every few steps (steps_per_execution): move to the rows done so far.
+        if self._rows_bar is not None:
+            self._rows_bar.update(min(self.rows, (batch + 1) * self.batch_size) - self._rows_bar.n)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
+        if self._rows_bar is not None:
+            self._rows_bar.close()
+            self._rows_bar = None
         logs = logs or {}
         shown = {name: f"{logs[name]:.4f}" for name in ("loss", "val_loss") if name in logs}
         self._bar.set_postfix(**shown)
         self._bar.update(1)
 
     def on_train_end(self, logs=None):
+        if self._rows_bar is not None:
+            self._rows_bar.close()
         self._bar.close()

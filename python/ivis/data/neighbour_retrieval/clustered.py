@@ -22,10 +22,14 @@ millions of rows).
 
 The metrics are those a ranking by inner products computes exactly: 'angular' (rows ranked
 by their inner product divided by the candidate's norm) and 'euclidean' (inner product minus
-half the candidate's squared norm). The data must be a dense array in memory.
+half the candidate's squared norm). The data must be in memory: a dense array, or a SciPy
+sparse matrix, whose distances are computed from its non-zeros (sparse products) and whose
+clusters are ordered by their mean rows in the PCA projection, since mean rows of very wide
+sparse data would be dense and as wide as the data.
 """
 
 import numpy as np
+import scipy.sparse
 from tqdm.auto import tqdm
 
 from ivis._params import CLUSTERED_METRICS, check_clustered_metric  # noqa: F401 - re-exported
@@ -61,8 +65,8 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
 
     Parameters
     ----------
-    X : ndarray of shape (n_rows, n_features)
-        Dense float32 rows, in memory.
+    X : ndarray or scipy.sparse matrix of shape (n_rows, n_features)
+        Float32 rows, in memory (a sparse matrix is used as CSR).
     k : int
         Neighbours per row, the row itself excluded; below ``n_rows``.
     metric : {'angular', 'euclidean'}, default='angular'
@@ -81,11 +85,13 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
         Row ``i`` lists the neighbours of row ``i``, nearest first.
     """
     check_clustered_metric(metric)
+    if scipy.sparse.issparse(X):
+        X = scipy.sparse.csr_matrix(X, dtype=np.float32)
     n_rows = X.shape[0]
     rng = np.random.default_rng(random_state)
     # Candidates are ranked by a score to maximise: x . y / |y| (angular) or x . y - |y|^2 / 2
     # (Euclidean); the query's own norm does not change its ranking.
-    squared_norms = np.einsum("ij,ij->i", X, X)
+    squared_norms = _squared_norms(X)
     if metric == "angular":
         # A zero row has no direction: it scores 0 against every row (cosine 0), as it would
         # in an exact search; the floor only avoids dividing by zero.
@@ -94,9 +100,13 @@ def clustered_neighbours(X, k, metric="angular", random_state=None, verbose=Fals
     else:
         candidate_weight = None
         candidate_offset = -0.5 * squared_norms
-    labels, n_clusters = _cluster(X, candidate_weight, rng)
+    labels, n_clusters, projected = _cluster(X, candidate_weight, rng)
     members = _members(labels, n_clusters)
-    means = _cluster_means(members, X, candidate_weight)
+    # Wide sparse rows have wide dense means: their clusters are ordered in the projection.
+    if scipy.sparse.issparse(X):
+        means = _cluster_means(members, projected, None)  # projected rows are directions already
+    else:
+        means = _cluster_means(members, X, candidate_weight)
     score = _Scorer(X, candidate_weight, candidate_offset)
     n_probed = _probe_count(score, labels, means, k, rng) if n_clusters > 1 else 1
     blocks = ClusterBlocks(score, members, _probed_clusters(members, means, k, n_probed), k)
@@ -175,6 +185,13 @@ def run_blocks_here(blocks):
         yield rows, found, 1
 
 
+def _squared_norms(X):
+    """Squared norm of every row of a dense array or sparse matrix, as float32."""
+    if scipy.sparse.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float32).ravel()
+    return np.einsum("ij,ij->i", X, X)
+
+
 class _Scorer:
     """Scores of candidates for query rows: larger is nearer, in the order of the metric."""
 
@@ -185,6 +202,9 @@ class _Scorer:
 
     def __call__(self, queries, candidates, candidate_rows):
         scores = self.X[queries] @ candidate_rows.T
+        if scipy.sparse.issparse(scores):
+            scores = scores.toarray()
+        scores = np.asarray(scores, dtype=np.float32)
         if self.candidate_weight is not None:
             scores *= self.candidate_weight[candidates]
         else:
@@ -200,18 +220,23 @@ def _top_k(scores, k):
 
 
 def _cluster(X, candidate_weight, rng):
-    """Assign every row to one of about ``n_rows / ROWS_PER_CLUSTER`` clusters."""
+    """``(labels, n_clusters, projected)``: every row in one of about ``n_rows / ROWS_PER_CLUSTER``
+    clusters, found by k-means on the rows' PCA projection ``projected`` (None when there is one cluster).
+    """
     from sklearn.utils.extmath import randomized_svd  # deferred: keeps `import ivis._params` light
 
     n_rows = X.shape[0]
     if n_rows <= EXHAUSTIVE_MAX_ROWS:
-        return np.zeros(n_rows, dtype=np.int64), 1
+        return np.zeros(n_rows, dtype=np.int64), 1, None
     n_clusters = int(round(n_rows / ROWS_PER_CLUSTER))
     pca_rows = np.sort(rng.choice(n_rows, min(n_rows, PCA_ROWS), replace=False))
     sample = _directions(X[pca_rows], candidate_weight, pca_rows)
-    mean = sample.mean(axis=0)
+    mean = np.asarray(sample.mean(axis=0), dtype=np.float32).ravel()
     n_components = min(PCA_COMPONENTS, *sample.shape)
-    _, _, components = randomized_svd(sample - mean, n_components, random_state=int(rng.integers(2**31 - 1)))
+    # Sparse rows are not centred: that would make them dense. Their leading singular
+    # directions then include the mean's, which clusters as well.
+    centred = sample if scipy.sparse.issparse(sample) else sample - mean
+    _, _, components = randomized_svd(centred, n_components, random_state=int(rng.integers(2**31 - 1)))
     components = np.ascontiguousarray(components.T, dtype=np.float32)
     # Rows are projected as (w x - mean) C = w (x C) - mean C, with w the metric's row weight,
     # so no rescaled copy of the data is made.
@@ -219,7 +244,7 @@ def _cluster(X, candidate_weight, rng):
     mean_projected = mean @ components
     for start in range(0, n_rows, ASSIGN_CHUNK_ROWS):
         stop = min(start + ASSIGN_CHUNK_ROWS, n_rows)
-        chunk = X[start:stop] @ components
+        chunk = np.asarray(X[start:stop] @ components)
         if candidate_weight is not None:
             chunk *= candidate_weight[start:stop, None]
         projected[start:stop] = chunk - mean_projected
@@ -233,14 +258,17 @@ def _cluster(X, candidate_weight, rng):
         np.add.at(sums, fit_labels, fitted)
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None]
-    return _nearest_centre(projected, centres), n_clusters
+    return _nearest_centre(projected, centres), n_clusters, projected
 
 
 def _directions(rows, candidate_weight, indices):
     """The rows as the metric sees them: unit length for 'angular', unchanged otherwise."""
-    rows = np.asarray(rows, dtype=np.float32)
+    if not scipy.sparse.issparse(rows):
+        rows = np.asarray(rows, dtype=np.float32)
     if candidate_weight is None:
         return rows
+    if scipy.sparse.issparse(rows):
+        return scipy.sparse.csr_matrix(rows.multiply(candidate_weight[indices, None]), dtype=np.float32)
     return rows * candidate_weight[indices, None]
 
 
@@ -263,7 +291,13 @@ def _members(labels, n_clusters):
 
 
 def _cluster_means(members, X, candidate_weight):
-    """The mean row of each cluster, in the metric's space (zeros for an empty cluster)."""
+    """The mean row of each cluster, in the metric's space (zeros for an empty cluster).
+
+    ``candidate_weight`` None takes the rows as they are (rows already projected as
+    directions, for instance).
+    """
+    if X is None:
+        return np.zeros((len(members), 1), dtype=np.float32)
     means = np.zeros((len(members), X.shape[1]), dtype=np.float32)
     for cluster, rows in enumerate(members):
         if len(rows):

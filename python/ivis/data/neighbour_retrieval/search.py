@@ -22,7 +22,7 @@ import numpy as np
 
 from ivis import _params
 from ivis._seeds import stage_seed
-from ivis.data.inputs import ArraySource
+from ivis.data.inputs import ArraySource, SparseSource
 
 # The block runner of the clustered search (see clustered_neighbours' run_blocks); None: here.
 cluster_block_runner = contextvars.ContextVar("ivis_cluster_block_runner", default=None)
@@ -149,15 +149,15 @@ class ClusteredSearch(NeighbourSearch):
 
         settings = self.settings
         _params.check_k(settings.k, source.n_rows)
-        if not isinstance(source, ArraySource):
+        if not isinstance(source, (ArraySource, SparseSource)):
             kind = type(source.data)
             raise ValueError(
-                f"neighbour_search='clustered' needs X as a dense array in memory; X is a "
-                f"{kind.__module__}.{kind.__name__}. "
+                f"neighbour_search='clustered' needs X in memory, as a dense array or a SciPy sparse "
+                f"matrix; X is a {kind.__module__}.{kind.__name__}. "
                 "Load it as one if it fits in memory (np.asarray(X, dtype=np.float32)), or use "
                 "neighbour_search='annoy' (the default), which reads data in chunks."
             )
-        rows = source.data.reshape(source.n_rows, -1)
+        rows = source.data if isinstance(source, SparseSource) else source.data.reshape(source.n_rows, -1)
         self.precomputed = clustered_neighbours(
             rows, settings.k, settings.metric, random_state=stage_seed(settings.seed, "clusters"),
             verbose=settings.verbose > 0, run_blocks=cluster_block_runner.get(),

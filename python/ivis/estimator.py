@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ivis import _params, engine
 from ivis._estimator_folders import ModelFolderMixin
 from ivis._estimator_streaming import StreamingTransformMixin
+from ivis._estimator_targets import SupervisionMixin
 from ivis._seeds import draw_seed, stage_seed
 from ivis._sklearn_checks import EXPECTED_FAILED_CHECKS  # noqa: F401 - re-exported
 from ivis.data.inputs import as_row_source
@@ -34,7 +35,7 @@ def _import_keras():
     return import_keras()
 
 
-class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEstimator):
+class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEstimator):
     """Dimensionality reduction with a siamese neural network trained on triplets.
 
     For each data point (the anchor) ivis draws a positive among its ``k`` nearest
@@ -339,32 +340,6 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
 
     def _is_fitted(self):
         return getattr(self, "encoder_", None) is not None
-
-    def _prepare_targets(self, Y, n_rows, warm):
-        if Y is None:
-            return None, None
-        from ivis.supervision import prepare_targets
-
-        classes = getattr(self, "classes_", None) if warm else None
-        targets, spec = prepare_targets(Y, self.supervision_metric, n_rows, classes)
-        if spec.classes is not None:
-            self.classes_ = spec.classes
-        self._target_spec_ = spec
-        return targets, spec
-
-    def _hold_out(self, targets, spec):
-        """Return ``(training_targets, held_out)``: the rows ``validation_fraction`` sets aside."""
-        self.validation_indices_ = None
-        if self.validation_fraction is None:
-            return targets, None
-        _params.check_hold_out(supervised=spec is not None, supervision_metric=self.supervision_metric)
-        from ivis.supervision import hold_out_labelled_rows
-
-        training_targets, held_out = hold_out_labelled_rows(
-            targets, spec, self.validation_fraction, stage_seed(self._seed_, "validation")
-        )
-        self.validation_indices_ = held_out
-        return training_targets, (held_out, targets[held_out])
 
     def _neighbour_settings(self):
         return NeighbourSettings(

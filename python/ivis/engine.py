@@ -163,8 +163,6 @@ def compile_networks(networks, losses, learning_rate, weight_decay):
 
 def make_optimizer(networks, learning_rate, weight_decay):
     """Adam, with decoupled weight decay on the base network's kernels only."""
-    import keras
-
     from ivis.nn.sparse_input import LazyAdam, SparseRowsDense
 
     optimizer = LazyAdam()

@@ -166,6 +166,16 @@ def test_precomputed_neighbour_matrix_skips_annoy(blobs):
     np.testing.assert_array_equal(model.neighbour_matrix_, neighbours)
 
 
+def test_int32_neighbour_matrix_is_used_without_a_copy(blobs):
+    from sklearn.neighbors import NearestNeighbors
+
+    X, _ = blobs
+    neighbours = NearestNeighbors(n_neighbors=5).fit(X).kneighbors(return_distance=False).astype(np.int32)
+    model = Ivis(neighbour_matrix=neighbours, **FAST).fit(X)
+    assert model.neighbour_matrix_.dtype == np.int32
+    assert np.shares_memory(model.neighbour_matrix_, neighbours), "a large matrix must not be held twice"
+
+
 def test_precompute_false_and_annoy_index_reuse(blobs, tmp_path):
     X, _ = blobs
     path = tmp_path / "index.ann"

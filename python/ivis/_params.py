@@ -234,7 +234,7 @@ def warn_self_neighbours(lists_itself):
 
 
 def check_neighbour_matrix(neighbours, n_rows):
-    """Validate a user-supplied neighbour matrix and return it (arrays as int64)."""
+    """Validate a user-supplied neighbour matrix and return it (integer arrays as given, others as int64)."""
     if isinstance(neighbours, np.ndarray) or isinstance(neighbours, list) and neighbours and not hasattr(neighbours[0], "__len__"):
         neighbours = np.asarray(neighbours)
     if isinstance(neighbours, np.ndarray):
@@ -245,7 +245,8 @@ def check_neighbour_matrix(neighbours, n_rows):
         if not np.issubdtype(neighbours.dtype, np.integer):
             if not np.issubdtype(neighbours.dtype, np.floating) or not np.all(np.isfinite(neighbours)) or np.any(neighbours % 1):
                 raise ValueError("neighbour_matrix must hold integer row indices (0-based).")
-        neighbours = neighbours.astype(np.int64, copy=False)
+            # Only whole floats are converted: an int64 copy of a large int32 matrix would double it.
+            neighbours = neighbours.astype(np.int64)
         if neighbours.min() < 0 or neighbours.max() >= n_rows:
             raise ValueError(
                 f"neighbour_matrix holds indices outside 0..{n_rows - 1} (found {neighbours.min()}..{neighbours.max()}). "

@@ -60,7 +60,19 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
     epochs : int, default=1000
         The most epochs to train for; each epoch uses every row once as an anchor.
     n_epochs_without_progress : int, default=20
-        Stop when the loss has not improved for this many epochs.
+        Patience of the stopping rule: stop when the loss (or, with
+        ``early_stopping='embedding'``, the embedding) has not improved for this many epochs.
+    early_stopping : {'loss', 'embedding'}, default='loss'
+        What decides when training has converged. ``'loss'``: the training loss (the held-out
+        supervised loss with ``validation_fraction``) has not fallen for
+        ``n_epochs_without_progress`` epochs, as published. ``'embedding'``: after each epoch
+        (on small data, every few epochs) a fixed sample of at most 2,000 training rows is
+        embedded, and training stops once the share of each row's 10 nearest input-space
+        neighbours that are also its nearest in the embedding has not risen by 0.005 for
+        ``n_epochs_without_progress`` epochs and 200 training steps
+        (:class:`ivis.nn.callbacks.EmbeddingPlateau`, with neighbours under
+        ``knn_distance_metric``). Suits the contrastive losses, whose loss keeps falling long
+        after the embedding has settled (see ``docs/quality.md``).
     n_trees : int, default=50
         Annoy random-projection trees: more trees, better neighbours, larger index.
     ntrees : int, optional
@@ -175,6 +187,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         batch_size=128,
         epochs=1000,
         n_epochs_without_progress=20,
+        early_stopping="loss",
         n_trees=50,
         ntrees=None,
         knn_distance_metric="angular",
@@ -201,6 +214,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
         self.batch_size = batch_size
         self.epochs = epochs
         self.n_epochs_without_progress = n_epochs_without_progress
+        self.early_stopping = early_stopping
         self.n_trees = n_trees
         self.ntrees = ntrees
         self.knn_distance_metric = knn_distance_metric
@@ -403,6 +417,7 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
             batch_size=self.batch_size, epochs=self.epochs, patience=self.n_epochs_without_progress,
             negative_sampling=self.negative_sampling, learning_rate=self.learning_rate,
             weight_decay=self.weight_decay, verbose=self.verbose, sampling_seed=stage_seed(self._seed_, "sampling"),
+            early_stopping=self.early_stopping, neighbour_metric=self.knn_distance_metric,
         )
         history = engine.TrainingHistory(self.loss_history_, self.validation_loss_history_)
         return engine.train(self._networks(), self._loss_settings(), run, data, self._training, history, user_callbacks)

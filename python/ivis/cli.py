@@ -67,8 +67,7 @@ def build_parser():
     model.add_argument("--batch-size", type=int, default=128)
     model.add_argument("--epochs", type=int, default=1000)
     model.add_argument("--n-epochs-without-progress", type=int, default=20)
-    model.add_argument("--early-stopping", choices=STOPPING_RULES, default="loss",
-                       help="stop when the loss ('loss', as published) or the embedding ('embedding') stops improving")
+    model.add_argument("--early-stopping", choices=STOPPING_RULES, default="loss", help="stop on the loss or the embedding")
     model.add_argument("--model", default="szubert", choices=NETWORK_NAMES)
     model.add_argument("--knn-distance-metric", default="angular")
     model.add_argument("--n-trees", type=int, default=50)

@@ -283,7 +283,10 @@ def _stopping_rule(run, saved, data, encoder):
         return _early_stopping(run.patience, saved, data.held_out)
     from ivis.nn.plateau import embedding_rule
 
-    return embedding_rule(data.source, encoder, run.patience, run.neighbour_metric, run.sampling_seed, saved)
+    def embed_rows(rows):
+        return embed(encoder, as_row_source(rows))
+
+    return embedding_rule(data.source, embed_rows, run.patience, run.neighbour_metric, run.sampling_seed, saved)
 
 
 def _has_stopped(rule):

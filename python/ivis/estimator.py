@@ -60,19 +60,12 @@ class Ivis(ModelFolderMixin, StreamingTransformMixin, TransformerMixin, BaseEsti
     epochs : int, default=1000
         The most epochs to train for; each epoch uses every row once as an anchor.
     n_epochs_without_progress : int, default=20
-        Patience of the stopping rule: stop when the loss (or, with
-        ``early_stopping='embedding'``, the embedding) has not improved for this many epochs.
+        Patience of the stopping rule (``early_stopping``), in epochs.
     early_stopping : {'loss', 'embedding'}, default='loss'
-        What decides when training has converged. ``'loss'``: the training loss (the held-out
-        supervised loss with ``validation_fraction``) has not fallen for
-        ``n_epochs_without_progress`` epochs, as published. ``'embedding'``: after each epoch
-        (on small data, every few epochs) a fixed sample of at most 2,000 training rows is
-        embedded, and training stops once the share of each row's 10 nearest input-space
-        neighbours that are also its nearest in the embedding has not risen by 0.005 for
-        ``n_epochs_without_progress`` epochs and 200 training steps
-        (:class:`ivis.nn.callbacks.EmbeddingPlateau`, with neighbours under
-        ``knn_distance_metric``). Suits the contrastive losses, whose loss keeps falling long
-        after the embedding has settled (see ``docs/quality.md``).
+        ``'loss'``: stop when the training loss (held-out loss with ``validation_fraction``)
+        has not fallen for ``n_epochs_without_progress`` epochs, as published. ``'embedding'``:
+        when a sample of training rows has not gained embedded neighbours for that many epochs
+        and 200 steps (:class:`ivis.nn.callbacks.EmbeddingPlateau`; for contrastive losses).
     n_trees : int, default=50
         Annoy random-projection trees: more trees, better neighbours, larger index.
     ntrees : int, optional

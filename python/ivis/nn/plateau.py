@@ -119,7 +119,7 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         self.metric = metric
         self.check_steps = int(check_steps)
         self.ivis_model = None
-        self.encoder = None
+        self.embed_rows = None
         self.scores = []
         self.best = -np.inf
         self.wait = 0
@@ -133,22 +133,19 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         """Receive the :class:`ivis.Ivis` being trained (the estimator calls this before training)."""
         self.ivis_model = ivis_model
 
-    def watch(self, encoder, metric, saved=None):
-        """Score ``encoder``'s embedding, with neighbours under ``metric``; resume from ``saved`` (see :meth:`state`)."""
-        self.encoder = encoder
+    def watch(self, embed, metric, saved=None):
+        """Score the embedding ``embed(rows)`` returns, with neighbours under ``metric``; resume from ``saved`` (see :meth:`state`)."""
+        self.embed_rows = embed
         self.metric = self.metric or metric
         self._saved = saved
 
     def embed(self, rows):
-        if self.encoder is not None:
-            from ivis.data.inputs import as_row_source
-            from ivis.engine import embed
-
-            return embed(self.encoder, as_row_source(rows))
+        if self.embed_rows is not None:
+            return self.embed_rows(rows)
         return self.ivis_model.transform(rows)
 
     def on_train_begin(self, logs=None):
-        if self.ivis_model is None and self.encoder is None:
+        if self.ivis_model is None and self.embed_rows is None:
             raise RuntimeError(
                 "EmbeddingPlateau needs the ivis estimator: pass it as Ivis(callbacks=[...]), not to a "
                 "Keras model's fit."
@@ -195,13 +192,13 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["ivis_model"] = None
-        state["encoder"] = None
+        state["embed_rows"] = None
         state["_model"] = None
         return state
 
 
-def embedding_rule(source, encoder, patience, metric, seed, saved=None):
+def embedding_rule(source, embed, patience, metric, seed, saved=None):
     """The rule of ``Ivis(early_stopping='embedding')``: an :class:`EmbeddingPlateau` on the training rows."""
     rule = EmbeddingPlateau(source, patience=patience, random_state=seed)
-    rule.watch(encoder, metric, saved)
+    rule.watch(embed, metric, saved)
     return rule

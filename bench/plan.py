@@ -22,6 +22,14 @@ CONTRASTIVE_IVIS = {
 # The same with the global correlation term (loss 'infonce_global') and room for 300 epochs:
 # small data sets such as digits keep gaining neighbours well past 100.
 GLOBAL_IVIS = {**CONTRASTIVE_IVIS, "distance": "infonce_global", "epochs": 300}
+# infonce_global made fast on small data: the stopping rule on the embedding as a constructor
+# parameter (its score taken every 16 steps, not every epoch), a learning rate of 0.01 and at
+# most 150 epochs, which is where digits reaches what 300 epochs at 0.003 gave.
+FAST_IVIS = {
+    "k": 15, "model": "szubert", "distance": "infonce_global", "batch_size": 512, "learning_rate": 0.01,
+    "knn_distance_metric": "euclidean", "neighbour_search": "clustered", "epochs": 150,
+    "n_epochs_without_progress": 5, "early_stopping": "embedding",
+}
 QUALITY_SEEDS = (0, 1, 2)
 # The previous release has no random_state; its child fixes the global seeds instead.
 SEED = {"random_state": 0}
@@ -160,7 +168,8 @@ def _quality(workload):
     """ivis with the triplet loss and with the contrastive settings, three seeds each.
 
     ``ivis_infonce`` uses :data:`CONTRASTIVE_IVIS`; ``ivis_infonce_pn`` the same with the loss
-    ``infonce_pn`` (half InfoNCE, half pn); ``ivis_infonce_global`` :data:`GLOBAL_IVIS`.
+    ``infonce_pn`` (half InfoNCE, half pn); ``ivis_infonce_global`` :data:`GLOBAL_IVIS`;
+    ``ivis_contrastive`` :data:`FAST_IVIS`.
     The seed-0 triplet run is the workload's ``ivis``
     row (made by :func:`_standard` or :func:`_seed_repeats` where those apply).
     """
@@ -177,6 +186,8 @@ def _quality(workload):
                             note=f"contrastive settings, distance='{loss}', random_state={seed}"))
         runs.append(Run(workload, f"ivis_infonce_global{tail}", "ivis", {**GLOBAL_IVIS, "random_state": seed},
                         note=f"contrastive settings, distance='infonce_global', epochs=300, random_state={seed}"))
+        runs.append(Run(workload, f"ivis_contrastive{tail}", "ivis", {**FAST_IVIS, "random_state": seed},
+                        note=f"infonce_global, learning_rate=0.01, early_stopping='embedding', random_state={seed}"))
     return runs
 
 

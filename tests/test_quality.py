@@ -7,14 +7,12 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from conftest import array_dataset
 from ivis import Ivis
-from ivis.nn.callbacks import EmbeddingPlateau
 
 
-def contrastive_settings(X, **overrides):
+def contrastive_settings(**overrides):
     """The settings the guide recommends for clustered data."""
     params = dict(k=15, distance="infonce", batch_size=512, learning_rate=0.003, knn_distance_metric="euclidean",
-                  epochs=100, n_epochs_without_progress=100, callbacks=[EmbeddingPlateau(X, patience=5)],
-                  verbose=0, random_state=0)
+                  epochs=100, early_stopping="embedding", n_epochs_without_progress=5, verbose=0, random_state=0)
     return Ivis(**{**params, **overrides})
 
 
@@ -25,7 +23,7 @@ def knn_accuracy(embedding, y):
 
 def test_contrastive_settings_separate_the_digits(digits):
     X, y = digits
-    model = contrastive_settings(X)
+    model = contrastive_settings()
     embedding = model.fit_transform(X)
     # The triplet loss with the same k reaches about 0.65 here (bench/REPORT.md).
     assert knn_accuracy(embedding, y) >= 0.90
@@ -34,7 +32,7 @@ def test_contrastive_settings_separate_the_digits(digits):
 @pytest.mark.parametrize("distance", ["neg", "infonce_pn"])
 def test_other_contrastive_losses_train_and_separate_blobs(blobs, distance):
     X, y = blobs
-    embedding = contrastive_settings(X, distance=distance, batch_size=64, epochs=10).fit_transform(X)
+    embedding = contrastive_settings(distance=distance, batch_size=64, epochs=10).fit_transform(X)
     assert np.isfinite(embedding).all()
     assert knn_accuracy(embedding, y) > 0.95
 
@@ -73,7 +71,7 @@ def test_global_correlation_term_keeps_continuous_data_honest(lifted_swiss_roll)
     X = lifted_swiss_roll
     scores = {}
     for distance in ("infonce", "infonce_global"):
-        model = contrastive_settings(X, distance=distance, epochs=30, callbacks=[])
+        model = contrastive_settings(distance=distance, epochs=30)
         scores[distance] = distance_correlation(X, model.fit_transform(X))
     assert scores["infonce_global"] > scores["infonce"] + 0.05, scores
 

@@ -139,6 +139,7 @@ PARAMETER_VALUES = {
     "batch_size": (64, "64"),
     "epochs": (9, "9"),
     "n_epochs_without_progress": (4, "4"),
+    "early_stopping": ("embedding", '"embedding"'),
     "n_trees": (11, "11"),
     "ntrees": (12, "12"),
     "knn_distance_metric": ("euclidean", '"euclidean"'),

@@ -28,7 +28,17 @@
 #' @param batch_size Size of the mini-batches used in training.
 #' @param epochs Maximum number of training epochs.
 #' @param n_epochs_without_progress Training stops after this many epochs
-#'   without improvement of the loss.
+#'   without improvement of the loss (or, with `early_stopping = "embedding"`,
+#'   of the embedding).
+#' @param early_stopping What decides when training has converged: `"loss"`
+#'   (the training loss has not fallen for `n_epochs_without_progress` epochs,
+#'   as published) or `"embedding"` (a fixed sample of at most 2,000 training
+#'   rows is embedded after each epoch, or every few epochs on small data, and
+#'   training stops once the share of their 10 nearest neighbours kept in the
+#'   embedding has not risen by 0.005 for `n_epochs_without_progress` epochs
+#'   and 200 training steps). `"embedding"` suits the contrastive losses, whose
+#'   loss keeps falling long after the embedding has settled; it cannot be
+#'   combined with `validation_fraction`.
 #' @param n_trees Number of random projection trees of the Annoy nearest
 #'   neighbour index.
 #' @param ntrees Deprecated; use `n_trees`.
@@ -141,7 +151,8 @@
 #' }
 #' @export
 ivis <- function(embedding_dims = 2L, k = 150L, distance = "pn", batch_size = 128L,
-                 epochs = 1000L, n_epochs_without_progress = 20L, n_trees = 50L,
+                 epochs = 1000L, n_epochs_without_progress = 20L,
+                 early_stopping = "loss", n_trees = 50L,
                  ntrees = NULL, knn_distance_metric = "angular", search_k = -1L,
                  neighbour_search = "annoy", precompute = TRUE, negative_sampling = "in_batch", model = "szubert",
                  supervision_metric = "sparse_categorical_crossentropy",

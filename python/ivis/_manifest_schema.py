@@ -166,6 +166,7 @@ def _check_training(manifest, params, fitted):
         _require(stopping.get("best") is None or _is_number(stopping["best"]), "training.early_stopping.best",
                  "must be null or a number")
         wait = _int(stopping.get("wait", 0), "training.early_stopping.wait", 0)
-        patience = params.get("n_epochs_without_progress")
+        # The embedding rule waits for steps as well as epochs, so it may wait past its patience.
+        patience = params.get("n_epochs_without_progress") if params.get("early_stopping", "loss") == "loss" else None
         _require(wait <= trained and (not _is_int(patience) or wait <= patience), "training.early_stopping.wait",
                  f"is {wait}, more than the epochs trained ({trained}) or the patience ({patience!r})")

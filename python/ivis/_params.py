@@ -18,6 +18,7 @@ NEIGHBOUR_SEARCHES = ("annoy", "clustered")
 ANNOY_METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
 CLUSTERED_METRICS = ("angular", "euclidean")
 SHUFFLE_MODES = (True, False, "batch")
+STOPPING_RULES = ("loss", "embedding")
 
 
 def _is_int(value):
@@ -113,6 +114,7 @@ def check_core_params(estimator):
             f"Unknown negative_sampling {estimator.negative_sampling!r}. Valid values are: "
             f"{', '.join(map(repr, NEGATIVE_SAMPLING))}."
         )
+    check_stopping_rule(estimator.early_stopping, estimator.validation_fraction)
     if estimator.neighbour_search not in NEIGHBOUR_SEARCHES:
         raise ValueError(
             f"Unknown neighbour_search {estimator.neighbour_search!r}. Valid values are: "
@@ -131,6 +133,21 @@ def check_core_params(estimator):
         raise TypeError(f"annoy_index_path must be a file path or None; got {type(estimator.annoy_index_path).__name__}.")
     if estimator.callbacks is not None and not isinstance(estimator.callbacks, (list, tuple)):
         raise TypeError("callbacks must be a list of keras.callbacks.Callback objects or None.")
+
+
+def check_stopping_rule(early_stopping, validation_fraction):
+    """Raise unless ``early_stopping`` names a rule of :data:`STOPPING_RULES` that can serve the fit."""
+    if not isinstance(early_stopping, str) or early_stopping not in STOPPING_RULES:
+        raise ValueError(
+            f"Unknown early_stopping {early_stopping!r}. Valid values are: 'loss' (stop when the loss "
+            "has not improved for n_epochs_without_progress epochs, as published) and 'embedding' "
+            "(stop when the embedding of a fixed sample of rows stops gaining neighbours)."
+        )
+    if early_stopping == "embedding" and validation_fraction is not None:
+        raise ValueError(
+            "validation_fraction stops training on the supervised loss of held-out rows, a rule on "
+            "the loss: use early_stopping='loss' with it, or leave validation_fraction=None."
+        )
 
 
 def check_metric(metric):

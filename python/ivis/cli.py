@@ -21,14 +21,14 @@ DEFAULT_OUTPUT_DIR = "ivis-output"
 CHECKPOINT_NAME = "checkpoint.ivis"
 # Options a checkpoint fixes: a resumed run keeps the parameters it was trained with.
 _CHECKPOINT_PARAMS = (
-    "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress", "model",
+    "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress", "early_stopping", "model",
     "knn_distance_metric", "n_trees", "negative_sampling", "supervision_metric", "supervision_weight",
     "validation_fraction", "learning_rate", "weight_decay", "random_state",
 )
 
 
 def build_parser():
-    from ivis._params import NEGATIVE_SAMPLING, NEIGHBOUR_SEARCHES, NETWORK_NAMES  # no Keras: --help stays fast
+    from ivis._params import NEGATIVE_SAMPLING, NEIGHBOUR_SEARCHES, NETWORK_NAMES, STOPPING_RULES  # no Keras: --help stays fast
 
     parser = argparse.ArgumentParser(
         prog="ivis",
@@ -67,6 +67,7 @@ def build_parser():
     model.add_argument("--batch-size", type=int, default=128)
     model.add_argument("--epochs", type=int, default=1000)
     model.add_argument("--n-epochs-without-progress", type=int, default=20)
+    model.add_argument("--early-stopping", choices=STOPPING_RULES, default="loss", help="stop on the loss or the embedding")
     model.add_argument("--model", default="szubert", choices=NETWORK_NAMES)
     model.add_argument("--knn-distance-metric", default="angular")
     model.add_argument("--n-trees", type=int, default=50)
@@ -246,7 +247,8 @@ def _estimator(args):
     k = args.k if args.k is not None else (15 if args.input is None else 150)
     return Ivis(
         embedding_dims=args.embedding_dims, k=k, distance=args.distance, batch_size=args.batch_size,
-        epochs=args.epochs, n_epochs_without_progress=args.n_epochs_without_progress, n_trees=args.n_trees,
+        epochs=args.epochs, n_epochs_without_progress=args.n_epochs_without_progress,
+        early_stopping=args.early_stopping, n_trees=args.n_trees,
         neighbour_search=args.neighbour_search, knn_distance_metric=args.knn_distance_metric, precompute=not args.no_precompute,
         negative_sampling=args.negative_sampling, model=args.model,
         supervision_metric=args.supervision_metric, supervision_weight=args.supervision_weight,

@@ -247,6 +247,9 @@ class RunSettings:
     weight_decay: float
     verbose: int
     sampling_seed: int
+    # The stopping rule ('loss' or 'embedding') and, for 'embedding', the metric of input neighbours.
+    early_stopping: str = "loss"
+    neighbour_metric: str = "angular"
     # The devices training is spread over (an ivis.nn.devices.DataParallel); None: one device.
     devices: object = None
 
@@ -279,7 +282,7 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     resuming = not state.complete
     initial_epoch = state.epochs_trained
     total_epochs = run.epochs if resuming else initial_epoch + run.epochs
-    early_stopping = _early_stopping(run.patience, state.early_stopping if resuming else None, data.held_out)
+    early_stopping = _stopping_rule(run, state.early_stopping if resuming else None, data, networks.encoder)
     validation = [] if data.held_out is None else [held_out_loss(networks, losses, data.source, *data.held_out)]
     progress = EpochProgress(
         total_epochs, initial_epoch, show=run.verbose > 0, rows=data.source.n_rows, batch_size=run.batch_size
@@ -290,7 +293,7 @@ def train(networks, losses, run, data, state, history, callbacks=()):
         TrainingRecorder(history, state, early_stopping), progress, *callbacks,
     ]
     # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
-    stopped = resuming and early_stopping.wait >= early_stopping.patience
+    stopped = resuming and _has_stopped(early_stopping)
     if initial_epoch < total_epochs and not stopped:
         set_optimizer_params(networks.model.optimizer, run.learning_rate, run.weight_decay)  # set_params may change them
         trainer = trainer_for(
@@ -311,6 +314,23 @@ class TrainingData:
     targets: object = None
     shuffle_mode: object = True
     held_out: Optional[tuple] = None
+
+
+def _stopping_rule(run, saved, data, encoder):
+    """The rule that ends training: on the loss, or with ``run.early_stopping='embedding'`` on the embedding."""
+    if run.early_stopping != "embedding":
+        return _early_stopping(run.patience, saved, data.held_out)
+    from ivis.nn.plateau import embedding_rule
+
+    def embed_rows(rows):
+        return embed(encoder, as_row_source(rows))
+
+    return embedding_rule(data.source, embed_rows, run.patience, run.neighbour_metric, run.sampling_seed, saved)
+
+
+def _has_stopped(rule):
+    has_stopped = getattr(rule, "has_stopped", None)
+    return has_stopped() if has_stopped else rule.wait >= rule.patience
 
 
 def _early_stopping(patience, saved, held_out):

@@ -61,7 +61,12 @@ class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, Transfor
     epochs : int, default=1000
         The most epochs to train for; each epoch uses every row once as an anchor.
     n_epochs_without_progress : int, default=20
-        Stop when the loss has not improved for this many epochs.
+        Patience of the stopping rule (``early_stopping``), in epochs.
+    early_stopping : {'loss', 'embedding'}, default='loss'
+        ``'loss'``: stop when the training loss (held-out loss with ``validation_fraction``)
+        has not fallen for ``n_epochs_without_progress`` epochs, as published. ``'embedding'``:
+        when a sample of training rows has not gained embedded neighbours for that many epochs
+        and 200 steps (:class:`ivis.nn.callbacks.EmbeddingPlateau`; for contrastive losses).
     n_trees : int, default=50
         Annoy random-projection trees: more trees, better neighbours, larger index.
     ntrees : int, optional
@@ -176,6 +181,7 @@ class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, Transfor
         batch_size=128,
         epochs=1000,
         n_epochs_without_progress=20,
+        early_stopping="loss",
         n_trees=50,
         ntrees=None,
         knn_distance_metric="angular",
@@ -202,6 +208,7 @@ class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, Transfor
         self.batch_size = batch_size
         self.epochs = epochs
         self.n_epochs_without_progress = n_epochs_without_progress
+        self.early_stopping = early_stopping
         self.n_trees = n_trees
         self.ntrees = ntrees
         self.knn_distance_metric = knn_distance_metric
@@ -388,6 +395,7 @@ class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, Transfor
             batch_size=self.batch_size, epochs=self.epochs, patience=self.n_epochs_without_progress,
             negative_sampling=self.negative_sampling, learning_rate=self.learning_rate,
             weight_decay=self.weight_decay, verbose=self.verbose, sampling_seed=stage_seed(self._seed_, "sampling"),
+            early_stopping=self.early_stopping, neighbour_metric=self.knn_distance_metric,
             devices=devices,
         )
         history = engine.TrainingHistory(self.loss_history_, self.validation_loss_history_)

@@ -44,12 +44,13 @@ test_that("whole numbers beyond R's integer range are marked for Python ints", {
 })
 
 test_that("ivis() has the documented arguments in the documented order", {
-  # The documented arguments, with neighbour_search (ours) after search_k,
+  # The documented arguments, with early_stopping (ours) after
+  # n_epochs_without_progress, neighbour_search (ours) after search_k,
   # negative_sampling (ours) after precompute and validation_fraction,
   # learning_rate and weight_decay (ours) after supervision_weight.
   expect_identical(names(formals(ivis::ivis)), c(
     "embedding_dims", "k", "distance", "batch_size", "epochs", "n_epochs_without_progress",
-    "n_trees", "ntrees", "knn_distance_metric", "search_k", "neighbour_search", "precompute",
+    "early_stopping", "n_trees", "ntrees", "knn_distance_metric", "search_k", "neighbour_search", "precompute",
     "negative_sampling", "model",
     "supervision_metric", "supervision_weight", "validation_fraction", "learning_rate",
     "weight_decay",

@@ -61,10 +61,17 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     sees: which points end up together. The score of each epoch is added to the epoch's logs
     as ``'neighbour_preservation'`` and kept in ``scores``.
 
-    The estimator's own early stopping on the loss (``n_epochs_without_progress``) still
-    applies; with the contrastive losses, whose loss keeps falling slowly, this callback is
-    usually the one that stops. Its state is not saved with checkpoints: a resumed run starts
-    waiting afresh.
+    Scoring costs an embedding of the sample and a neighbour search in it, more than an epoch
+    of a few steps takes, so on small data the score is taken only at the end of the first
+    epoch after at least ``check_steps`` steps since the last score; the epochs and steps in
+    between count as waited when that score shows no progress.
+
+    ``Ivis(early_stopping='embedding')`` builds this rule itself, on the training rows, with
+    ``n_epochs_without_progress`` as its patience, instead of the rule on the loss; its state
+    is then saved with checkpoints like the loss rule's. Passed in ``callbacks``, it stops
+    training alongside the estimator's own rule (on the loss by default; with the contrastive
+    losses, whose loss keeps falling slowly, this callback is usually the one that stops),
+    and its state is not saved with checkpoints: a resumed run starts waiting afresh.
 
     Parameters
     ----------
@@ -86,6 +93,8 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         Input-space metric, a ``knn_distance_metric`` name; by default the estimator's.
     random_state : int, default=0
         Seed of the sample.
+    check_steps : int, default=16
+        The least training steps between two scores.
 
     Examples
     --------
@@ -95,7 +104,7 @@ class EmbeddingPlateau(keras.callbacks.Callback):
     """
 
     def __init__(self, data, patience=5, min_steps=200, n_rows=2000, n_neighbors=10, tolerance=0.005, metric=None,
-                 random_state=0):
+                 random_state=0, check_steps=16):
         from ivis.data.inputs import as_row_source
 
         super().__init__()
@@ -108,33 +117,56 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         self.n_neighbors = min(int(n_neighbors), len(self.data) - 1)
         self.tolerance = float(tolerance)
         self.metric = metric
+        self.check_steps = int(check_steps)
         self.ivis_model = None
+        self.embed_rows = None
         self.scores = []
         self.best = -np.inf
         self.wait = 0
         self.steps_waited = 0
         self.stopped_early = False
         self._reference = None
+        self._saved = None
+        self._unscored = (0, 0)  # epochs and steps trained since the last score
 
     def register_ivis_model(self, ivis_model):
         """Receive the :class:`ivis.Ivis` being trained (the estimator calls this before training)."""
         self.ivis_model = ivis_model
 
+    def watch(self, embed, metric, saved=None):
+        """Score the embedding ``embed(rows)`` returns, with neighbours under ``metric``; resume from ``saved`` (see :meth:`state`)."""
+        self.embed_rows = embed
+        self.metric = self.metric or metric
+        self._saved = saved
+
     def embed(self, rows):
+        if self.embed_rows is not None:
+            return self.embed_rows(rows)
         return self.ivis_model.transform(rows)
 
     def on_train_begin(self, logs=None):
-        if self.ivis_model is None:
+        if self.ivis_model is None and self.embed_rows is None:
             raise RuntimeError(
                 "EmbeddingPlateau needs the ivis estimator: pass it as Ivis(callbacks=[...]), not to a "
                 "Keras model's fit."
             )
-        check_data_rows(self)
+        if self.ivis_model is not None:
+            check_data_rows(self)
         metric = self.metric or self.ivis_model.knn_distance_metric
         self._reference = sample_neighbours(self.data, self.n_neighbors, metric)
-        self.best, self.wait, self.steps_waited, self.stopped_early = -np.inf, 0, 0, False
+        saved = self._saved or {}
+        best = saved.get("best")
+        self.best = -np.inf if best is None else float(best)
+        self.wait, self.steps_waited = int(saved.get("wait", 0)), int(saved.get("steps_waited", 0))
+        self.stopped_early, self._unscored = False, (0, 0)
 
     def on_epoch_end(self, epoch, logs=None):
+        epochs, steps = self._unscored
+        epochs, steps = epochs + 1, steps + int((self.params or {}).get("steps") or 1)
+        if steps < self.check_steps:
+            self._unscored = (epochs, steps)
+            return
+        self._unscored = (0, 0)
         score = neighbour_preservation(self._reference, self.embed(self.data), self.n_neighbors)
         self.scores.append(score)
         if logs is not None:
@@ -142,14 +174,31 @@ class EmbeddingPlateau(keras.callbacks.Callback):
         if score > self.best + self.tolerance:
             self.best, self.wait, self.steps_waited = score, 0, 0
             return
-        self.wait += 1
-        self.steps_waited += int((self.params or {}).get("steps") or 1)
-        if self.wait >= self.patience and self.steps_waited >= self.min_steps:
+        self.wait += epochs
+        self.steps_waited += steps
+        if self.has_stopped():
             self.stopped_early = True
             self.model.stop_training = True
+
+    def has_stopped(self):
+        """Whether the epochs and steps waited without progress are enough to stop."""
+        return self.wait >= self.patience and self.steps_waited >= self.min_steps
+
+    def state(self):
+        """The best score and what was waited since, to resume a run from (see :meth:`watch`)."""
+        best = self.best if np.isfinite(self.best) else None
+        return {"best": best, "wait": self.wait, "steps_waited": self.steps_waited}
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["ivis_model"] = None
+        state["embed_rows"] = None
         state["_model"] = None
         return state
+
+
+def embedding_rule(source, embed, patience, metric, seed, saved=None):
+    """The rule of ``Ivis(early_stopping='embedding')``: an :class:`EmbeddingPlateau` on the training rows."""
+    rule = EmbeddingPlateau(source, patience=patience, random_state=seed)
+    rule.watch(embed, metric, saved)
+    return rule

@@ -17,9 +17,10 @@ from ivis import Ivis
 def test_documented_defaults():
     params = Ivis().get_params()
     # Every documented parameter with its documented default, plus neighbour_search,
-    # negative_sampling, validation_fraction, learning_rate and weight_decay (ours).
+    # negative_sampling, validation_fraction, learning_rate, weight_decay and early_stopping (ours).
     assert params == dict(
         embedding_dims=2, k=150, distance="pn", batch_size=128, epochs=1000, n_epochs_without_progress=20,
+        early_stopping="loss",
         n_trees=50, ntrees=None, knn_distance_metric="angular", search_k=-1, neighbour_search="annoy",
         precompute=True, negative_sampling="in_batch", model="szubert",
         supervision_metric="sparse_categorical_crossentropy", supervision_weight=0.5, validation_fraction=None,

@@ -285,7 +285,8 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     early_stopping = _stopping_rule(run, state.early_stopping if resuming else None, data, networks.encoder)
     validation = [] if data.held_out is None else [held_out_loss(networks, losses, data.source, *data.held_out)]
     progress = EpochProgress(
-        total_epochs, initial_epoch, show=run.verbose > 0, rows=data.source.n_rows, batch_size=run.batch_size
+        total_epochs, initial_epoch, show=run.verbose > 0, rows=data.source.n_rows, batch_size=run.batch_size,
+        steps_per_report=STEPS_PER_EXECUTION,
     )
     batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance, networks.encoder)
     callbacks = [

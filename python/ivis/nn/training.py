@@ -383,15 +383,19 @@ class EpochProgress(keras.callbacks.Callback):
     rows : int, optional
         Anchor rows per epoch; ``batch_size`` anchors are trained per step.
     batch_size : int, optional
+    steps_per_report : int, default=1
+        Steps Keras runs between two batch reports. An epoch of no more steps than this would
+        show a bar that never moves, so it gets none.
     """
 
-    def __init__(self, total_epochs, initial_epoch=0, show=True, rows=None, batch_size=None):
+    def __init__(self, total_epochs, initial_epoch=0, show=True, rows=None, batch_size=None, steps_per_report=1):
         super().__init__()
         self.total_epochs = total_epochs
         self.initial_epoch = initial_epoch
         self.show = show
         self.rows = rows
         self.batch_size = batch_size
+        self.steps_per_report = steps_per_report
         self.epoch_seconds = []
         self._bar = None
         self._rows_bar = None
@@ -405,7 +409,7 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        if self.rows and self.batch_size:
+        if self.rows and self.batch_size and math.ceil(self.rows / self.batch_size) > self.steps_per_report:
             self._rows_bar = tqdm(
                 total=self.rows, desc=f"Epoch {epoch + 1}", unit="rows", unit_scale=True, leave=False,
                 disable=not self.show, mininterval=1.0,

@@ -227,6 +227,18 @@ def test_global_correlation_loss_matches_numpy_reference():
     assert value == pytest.approx(global_correlation_reference(coordinates, y_pred, 3.0), rel=1e-4)
 
 
+def test_global_correlation_uses_the_first_max_rows_anchors():
+    rng = np.random.default_rng(10)
+    y_pred = rng.normal(scale=2.0, size=(3, 24, 2))
+    coordinates = rng.normal(size=(24, 10))
+    loss = losses.GlobalCorrelationLoss(lambda y_true, y_pred: 0.0, weight=1.0, max_rows=10)
+    value = float(np.asarray(loss(coordinates.astype(np.float32), y_pred.astype(np.float32))))
+    expected = global_correlation_reference(coordinates[:10], y_pred[:, :10], 1.0) - infonce_reference(y_pred[:, :10])
+    assert value == pytest.approx(expected, rel=1e-4)
+    # The whole batch gives a different value: the cap is what is applied.
+    assert value != pytest.approx(global_correlation_reference(coordinates, y_pred, 1.0) - infonce_reference(y_pred), rel=1e-3)
+
+
 def test_global_correlation_term_is_zero_when_the_anchors_are_the_input_scaled():
     rng = np.random.default_rng(9)
     coordinates = rng.normal(size=(20, 2))

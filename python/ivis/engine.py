@@ -290,7 +290,8 @@ def train(networks, losses, run, data, state, history, callbacks=()):
     )
     batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance, networks.encoder)
     callbacks = [
-        EpochSync(batches), StopOnNonFiniteLoss(), *validation, early_stopping,
+        EpochSync(batches), *_warmup(run, losses, len(batches), total_epochs, initial_epoch), StopOnNonFiniteLoss(), *validation,
+        early_stopping,
         TrainingRecorder(history, state, early_stopping), progress, *callbacks,
     ]
     # A checkpoint taken at the epoch early stopping ended the run resumes as finished.
@@ -315,6 +316,16 @@ class TrainingData:
     targets: object = None
     shuffle_mode: object = True
     held_out: Optional[tuple] = None
+
+
+def _warmup(run, losses, steps_per_epoch, total_epochs, initial_epoch):
+    """The learning-rate warm-up of the contrastive losses (see :mod:`ivis.nn.warmup`), as a list of callbacks."""
+    from ivis.nn.losses import triplet_loss
+    from ivis.nn.warmup import LearningRateWarmup, warms_up
+
+    if not warms_up(triplet_loss(losses.distance)):
+        return []
+    return [LearningRateWarmup(run.learning_rate, steps_per_epoch, total_epochs, initial_epoch)]
 
 
 def _stopping_rule(run, saved, data, encoder):

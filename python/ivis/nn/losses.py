@@ -263,19 +263,20 @@ class CauchyInfoNceLoss:
         The registered name of this loss.
     """
 
+    contrastive = True
+
     def __init__(self, exaggeration=1.0, name=None):
         self.exaggeration = float(exaggeration)
         self.name = name or type(self).__name__
         self.__name__ = self.name
 
     def __call__(self, y_true, y_pred):
-        sq_dist, not_self, eye = _batch_candidates(y_pred)
-        log_q = -ops.log1p(sq_dist)
-        # Each anchor's own column gets -inf before the log-sum-exp, so it counts for nothing.
-        masked = ops.where(not_self > 0, log_q, ops.full_like(log_q, -1e30))
-        n = ops.shape(eye)[0]
-        positive_log_q = ops.sum(log_q[:, :n] * eye, axis=1)
-        return ops.mean(ops.logsumexp(masked, axis=1) - self.exaggeration * positive_log_q)
+        sq_dist, not_self, _ = _batch_candidates(y_pred)
+        # q <= 1 and the sum includes the positive's q > 0, so log(sum q) needs no
+        # log-sum-exp guard; the positive's distance is taken from the pair itself.
+        log_sum_q = ops.log(ops.sum(not_self / (1.0 + sq_dist), axis=1))
+        positive_sq = ops.sum(ops.square(y_pred[0] - y_pred[1]), axis=-1)
+        return ops.mean(log_sum_q + self.exaggeration * ops.log1p(positive_sq))
 
 
 class CauchyNegativeSamplingLoss:
@@ -298,6 +299,8 @@ class CauchyNegativeSamplingLoss:
     name : str, optional
         The registered name of this loss.
     """
+
+    contrastive = True
 
     def __init__(self, n_negatives=5, normalizer=1.0, name=None):
         self.n_negatives = float(n_negatives)
@@ -370,22 +373,27 @@ class GlobalCorrelationLoss:
         Weight of the correlation term.
     input_components : int, default=10
         Dimensions of the PCA projection the input distances are measured in.
+    max_rows : int, default=256
+        The correlation is taken over the batch's first ``max_rows`` anchors: its cost grows
+        with the square of the rows, and a few hundred rows (tens of thousands of pairs)
+        estimate it closely.
     name : str, optional
         The registered name of this loss.
     """
 
-    def __init__(self, base, weight=1.0, input_components=10, name=None):
+    def __init__(self, base, weight=1.0, input_components=10, max_rows=256, name=None):
         self.base = base
         self.weight = float(weight)
         self.input_components = int(input_components)
+        self.max_rows = int(max_rows)
         self.name = name or type(self).__name__
         self.__name__ = self.name
 
     def __call__(self, y_true, y_pred):
         anchor = y_pred[0]
         coordinates = ops.cast(ops.reshape(y_true, (ops.shape(anchor)[0], -1)), anchor.dtype)
-        d_input = _pairwise_distances(coordinates)
-        d_embedding = _pairwise_distances(anchor)
+        d_input = _pairwise_distances(coordinates[:self.max_rows])
+        d_embedding = _pairwise_distances(anchor[:self.max_rows])
         d_input = d_input - ops.mean(d_input)
         d_embedding = d_embedding - ops.mean(d_embedding)
         r = ops.sum(d_input * d_embedding) / ops.sqrt(

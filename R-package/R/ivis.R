@@ -73,8 +73,11 @@
 #'   early stopping watches the supervised loss on them, and the weights of the
 #'   epoch where it was lowest are kept. Useful on small labelled data. `NULL`
 #'   (the default) trains on every label and stops on the training loss.
-#' @param learning_rate Step size of the Adam optimizer. To vary it during
-#'   training, pass a `keras.callbacks.LearningRateScheduler` in `callbacks`.
+#' @param learning_rate Step size of the Adam optimizer. With a contrastive
+#'   loss (`"infonce"`, `"neg"` and the losses built on them) it is reached
+#'   through a warm-up: it rises linearly from a tenth of its value over the
+#'   first steps. To vary it during training, pass a
+#'   `keras.callbacks.LearningRateScheduler` in `callbacks`.
 #' @param weight_decay Decoupled weight decay of the network's hidden layers:
 #'   each step shrinks their weights by `learning_rate * weight_decay` times
 #'   themselves. Values around 10 regularise small supervised problems; `0`

@@ -112,8 +112,10 @@ class Ivis(SupervisionMixin, ModelFolderMixin, StreamingTransformMixin, Transfor
         where it was lowest are kept. Worth it on small labelled data (hundreds of rows),
         where the training loss keeps falling long after predictions stop improving.
     learning_rate : float, default=0.001
-        Step size of the Adam optimizer. To vary it during training, pass a
-        :class:`keras.callbacks.LearningRateScheduler` in ``callbacks``.
+        Step size of the Adam optimizer. With a contrastive loss (``'infonce'``, ``'neg'``
+        and the losses built on them) it is reached through a warm-up: it rises linearly from
+        a tenth of its value over the first steps (:mod:`ivis.nn.warmup`). To vary it during
+        training, pass a :class:`keras.callbacks.LearningRateScheduler` in ``callbacks``.
     weight_decay : float, default=0.0
         Decoupled weight decay (as in AdamW) of the base network's kernels: every step
         shrinks each by ``learning_rate * weight_decay`` times itself. Values around 10

@@ -20,6 +20,8 @@ from ivis._params import ANNOY_METRICS, check_metric, resolve_n_jobs  # noqa: F4
 from ivis.data.inputs import as_row_source
 from ivis.data.projection import (
     PROJECTED_MAX_TREES,
+    REFINE_MIN_CHANGE,
+    REFINE_PASSES,
     REFINE_THROUGH,
     RERANK_NNZ,
     ProjectedSource,
@@ -425,20 +427,27 @@ class ProjectedKnnMatrix(AnnoyKnnMatrix):
         return self._neighbours_of(idx_seq)
 
     def get_neighbour_indices(self, n_jobs=-1):
-        """Return the ``(nrows, k)`` int32 neighbour matrix, completed and refined once.
+        """Return the ``(nrows, k)`` int32 neighbour matrix, completed and refined.
 
         After the parallel search, :func:`~ivis.data.projection.add_shared_rare_columns`
         offers each row the rows that share a rare column with it, and
         :func:`~ivis.data.projection.refine_neighbours` re-ranks each row's neighbours of
-        neighbours, in single-threaded passes (their cost and gain in recall are measured in
-        ``docs/out_of_core.md``).
+        neighbours, up to :data:`~ivis.data.projection.REFINE_PASSES` times (fewer once a
+        pass changes under :data:`~ivis.data.projection.REFINE_MIN_CHANGE` of the entries),
+        in single-threaded passes whose cost and gain in recall are measured in
+        ``bench/OUT_OF_CORE.md``.
         """
         neighbours = super().get_neighbour_indices(n_jobs)
         nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))
-        width = self._k * (1 + min(REFINE_THROUGH, self._k))
+        width = self._k * (2 + min(REFINE_THROUGH, self._k))
         rows_per_step = max(1, int(RERANK_NNZ // (width * nnz_per_row)))
         add_shared_rare_columns(self.source.data, neighbours, self._k, self.metric, rows_per_step)
-        return refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+        for _ in range(REFINE_PASSES):
+            before = neighbours.copy()
+            refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+            if np.mean(before != neighbours) < REFINE_MIN_CHANGE:
+                break
+        return neighbours
 
 
 def projected_matrix_class(cls, data, metric):

@@ -36,7 +36,7 @@ from ivis.data.inputs import DEFAULT_CHUNK_ROWS, RowSource, SparseSource
 # index row costs at most 16 KiB, and exact rows keep every near-tie in order.
 PROJECTION_MIN_FEATURES = 4096
 # Columns of the projection: cosine error about 1/8, index rows of 256 bytes. The projected
-# index only proposes candidates; exact re-ranking, rows sharing rare columns and one pass
+# index only proposes candidates; exact re-ranking, rows sharing rare columns and passes
 # through neighbours of neighbours make up for its coarser distances, at a fraction of the
 # cost of 256 columns on millions of rows (bench/OUT_OF_CORE.md, "Millions of rows").
 PROJECTION_DIMS = 64
@@ -52,8 +52,8 @@ RERANK_NNZ = 2_000_000
 # Precomputed neighbours are refined through the lists of each row's nearest REFINE_THROUGH
 # neighbours and its reverse neighbours (k + REFINE_THROUGH * k + k candidates, re-ranked
 # exactly), in up to REFINE_PASSES passes; a pass that changes fewer than REFINE_MIN_CHANGE of
-# the entries is the last. On 1,000,000 prime-factor rows each pass raised the tie-aware
-# recall by 0.03 to 0.1 (bench/OUT_OF_CORE.md).
+# the entries is the last. On 1,000,000 prime-factor rows the first two passes (without
+# reverse neighbours) raised the tie-aware recall by 0.11 and 0.03 (bench/OUT_OF_CORE.md).
 REFINE_THROUGH = 8
 REFINE_PASSES = 3
 REFINE_MIN_CHANGE = 0.01

@@ -187,6 +187,19 @@ def test_many_clusters_keep_most_sparse_neighbours():
     assert tie_aware_recall(X, found, "angular", rows, 15) >= 0.9
 
 
+def test_ties_count_as_found_when_the_probed_clusters_are_chosen(monkeypatch):
+    # Rows of a few ones have many neighbours at exactly the k-th distance; any k of them are
+    # exact. Requiring the k that a sort happens to list made the search probe 18 of 29 clusters.
+    X = sparse_binary_rows(8000, 400, seed=2)
+    probed = []
+    count = clustered_module._probe_count
+    monkeypatch.setattr(clustered_module, "_probe_count", lambda *a: probed.append(count(*a)) or probed[-1])
+    found = clustered_neighbours(X, 15, "angular", random_state=0)
+    assert probed[0] <= 8
+    rows = np.random.default_rng(0).choice(X.shape[0], 300, replace=False)
+    assert tie_aware_recall(X, found, "angular", rows, 15) >= 0.9
+
+
 def test_sparse_data_fits_with_clustered_search(iris):
     X, y = iris
     model = Ivis(**FAST, neighbour_search="clustered").fit(sp.csr_matrix(X))

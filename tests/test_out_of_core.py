@@ -329,11 +329,12 @@ def test_wide_sparse_neighbours_use_a_projection_with_high_recall(tmp_path):
     neighbours = matrix.get_neighbour_indices()
     assert neighbours.dtype == np.int32 and neighbours.shape == (X.shape[0], k)
     assert not (neighbours == np.arange(X.shape[0])[:, None]).any()
-    np.testing.assert_array_equal(matrix.get_batch([5, 0]), neighbours[[5, 0]])
     exact = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(X).kneighbors(return_distance=False)
     exact = [row[row != i][:k] for i, row in enumerate(exact)]
-    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(neighbours, exact)])
-    assert recall >= 0.9
+    assert np.mean([len(set(a) & set(b)) / k for a, b in zip(neighbours, exact)]) >= 0.95
+    # Rows queried one batch at a time (precompute=False) are re-ranked but not refined.
+    on_demand = matrix.get_batch(np.arange(X.shape[0]))
+    assert np.mean([len(set(a) & set(b)) / k for a, b in zip(on_demand, exact)]) >= 0.85
     # Reloading the saved index needs the data, to know it holds a projection.
     loaded = AnnoyKnnMatrix.load(str(tmp_path / "p.ann"), X.shape, k=k, data=X, verbose=0)
     assert isinstance(loaded, ProjectedKnnMatrix)

@@ -9,8 +9,8 @@ By the Johnson-Lindenstrauss lemma inner products, norms and hence angles and Eu
 distances are kept up to a small random error (about ``1 / sqrt(PROJECTION_DIMS)`` in
 cosine), so neighbours found in the projection are, up to near-ties, those of the original
 rows. Projecting costs ``O(nnz x PROJECTION_DIMS)`` time, and the sign matrix
-``n_features x PROJECTION_DIMS`` float32 memory (80 MB for 78,498 columns), independent of the
-number of rows.
+``n_features x PROJECTION_DIMS`` float32 memory (20 MB for 78,498 columns), independent of the
+number of rows. The index has at most :data:`PROJECTED_MAX_TREES` trees.
 
 An approximate index searched for only ``k`` neighbours loses many true neighbours of such
 data (near-ties are common, and small projection errors reorder them), so the index is asked
@@ -18,7 +18,9 @@ for :func:`candidate_count` candidates per row instead, and these are re-ranked 
 exact distance on the original sparse rows; the ``k`` best are kept. Re-ranking costs
 ``O(candidates x nnz per row)`` per row: linear in the number of rows, with no structure
 growing with them beyond the neighbour matrix itself. A precomputed neighbour matrix is then
-refined once through neighbours of neighbours (:func:`refine_neighbours`).
+completed with the rows that share a rare column (:func:`add_shared_rare_columns`: an
+inverted index over the columns few rows have, which a projection blurs most) and refined
+in passes through neighbours of neighbours (:func:`refine_neighbours`).
 
 Only neighbour retrieval sees the projection; the network is trained on the original rows.
 This module holds the arithmetic; the neighbour matrix that queries a projected index is
@@ -26,26 +28,39 @@ This module holds the arithmetic; the neighbour matrix that queries a projected 
 """
 
 import numpy as np
+import scipy.sparse
 
 from ivis.data.inputs import DEFAULT_CHUNK_ROWS, RowSource, SparseSource
 
 # Sparse inputs with more columns than this are indexed on a projection. Below it a dense
 # index row costs at most 16 KiB, and exact rows keep every near-tie in order.
 PROJECTION_MIN_FEATURES = 4096
-# Columns of the projection: cosine error about 1/16, index rows of 1 KiB.
-PROJECTION_DIMS = 256
+# Columns of the projection: cosine error about 1/8, index rows of 256 bytes. The projected
+# index only proposes candidates; exact re-ranking, rows sharing rare columns and passes
+# through neighbours of neighbours make up for its coarser distances, at a fraction of the
+# cost of 256 columns on millions of rows (bench/OUT_OF_CORE.md, "Millions of rows").
+PROJECTION_DIMS = 64
+# Trees of a projected index, at most (whatever n_trees asks for).
+PROJECTED_MAX_TREES = 10
 # Metrics whose neighbours a random (Johnson-Lindenstrauss) projection keeps.
 PROJECTABLE_METRICS = ("angular", "euclidean", "dot")
-# Candidates re-ranked per row: max(CANDIDATES_PER_NEIGHBOUR * k, MIN_CANDIDATES). Measured
-# on binary prime-factor rows (k=15) and sparse count rows (k=15 and 150), this keeps the
-# tie-aware recall of exact neighbours above 0.93; 100 candidates for k=15 gave 0.86.
+# Candidates re-ranked per row: max(CANDIDATES_PER_NEIGHBOUR * k, MIN_CANDIDATES).
 CANDIDATES_PER_NEIGHBOUR = 4
-MIN_CANDIDATES = 200
+MIN_CANDIDATES = 60
 # Non-zeros gathered per re-ranking step, which bounds its temporary memory (~50 MB).
 RERANK_NNZ = 2_000_000
-# Precomputed neighbours are refined once through the lists of each row's nearest
-# REFINE_THROUGH neighbours (k + REFINE_THROUGH * k candidates, re-ranked exactly).
+# Precomputed neighbours are refined through the lists of each row's nearest REFINE_THROUGH
+# neighbours and its reverse neighbours (k + REFINE_THROUGH * k + k candidates, re-ranked
+# exactly), in up to REFINE_PASSES passes; a pass that changes fewer than REFINE_MIN_CHANGE of
+# the entries is the last. On 1,000,000 prime-factor rows the first two passes (without
+# reverse neighbours) raised the tie-aware recall by 0.11 and 0.03 (bench/OUT_OF_CORE.md).
 REFINE_THROUGH = 8
+REFINE_PASSES = 3
+REFINE_MIN_CHANGE = 0.01
+# Columns with at most this many non-zero rows are rare: rows sharing one are offered to each
+# other as candidates (at most MAX_SHARED_CANDIDATES per row) before the refinement.
+RARE_COLUMN_ROWS = 64
+MAX_SHARED_CANDIDATES = 512
 
 
 def uses_projection(source, metric):
@@ -198,14 +213,28 @@ def _first_occurrences(candidates):
     return out
 
 
+def _reverse_neighbours(neighbours, width):
+    """For each row, the first ``width`` rows (in row order) that list it as a neighbour; -1 pads."""
+    n_rows, k = neighbours.shape
+    listed = neighbours.ravel()
+    order = np.argsort(listed, kind="stable")
+    targets = listed[order].astype(np.int64)
+    position = np.arange(len(listed)) - np.searchsorted(targets, targets)
+    keep = position < width
+    out = np.full((n_rows, width), -1, dtype=np.int32)
+    out[targets[keep], position[keep]] = order[keep] // k
+    return out
+
+
 def refine_neighbours(data, neighbours, k, metric, rows_per_step=2048):
     """Improve a neighbour matrix in place with one pass over neighbours of neighbours.
 
-    A neighbour of a neighbour is likely a neighbour: each row's candidates are its own
-    neighbours and those of its :data:`REFINE_THROUGH` nearest ones, re-ranked exactly on the
-    original rows. Rows are refined in order, in place, so that later rows already use
-    improved lists; the result is deterministic. Time is linear in the number of rows and no
-    second matrix is allocated.
+    A neighbour of a neighbour is likely a neighbour, and so is a row that lists this one
+    (a reverse neighbour): each row's candidates are its own neighbours, those of its
+    :data:`REFINE_THROUGH` nearest ones and up to ``k`` reverse neighbours, re-ranked exactly
+    on the original rows. Rows are refined in order, in place, so that later rows already use
+    improved lists; the result is deterministic. Time is linear in the number of rows; the
+    reverse lists take ``n_rows x k`` int32 more.
 
     Parameters
     ----------
@@ -226,12 +255,83 @@ def refine_neighbours(data, neighbours, k, metric, rows_per_step=2048):
         ``neighbours``.
     """
     through = min(REFINE_THROUGH, neighbours.shape[1])
+    reverse = _reverse_neighbours(neighbours, k)
     for start in range(0, len(neighbours), rows_per_step):
         rows = np.arange(start, min(start + rows_per_step, len(neighbours)))
         own = neighbours[rows].astype(np.int64)
-        candidates = np.concatenate([own, neighbours[own[:, :through]].reshape(len(rows), -1)], axis=1)
+        candidates = np.concatenate(
+            [own, neighbours[own[:, :through]].reshape(len(rows), -1), reverse[rows]], axis=1
+        ).astype(np.int64)
         candidates[candidates == rows[:, None]] = -1
         neighbours[rows] = rerank(data, rows, _first_occurrences(candidates), k, metric)
+    return neighbours
+
+
+def _shared_rare_columns(pattern, rows):
+    """For each of ``rows``, the other rows that share a non-zero column of ``pattern`` with it.
+
+    ``pattern`` holds ones at the non-zeros of the rare columns. Returns an int64 matrix padded
+    with -1, at most :data:`MAX_SHARED_CANDIDATES` per row (those sharing the most columns).
+    """
+    shared = (pattern[rows] @ pattern.T).tocoo()
+    keep = rows[shared.row] != shared.col
+    owner, other, count = shared.row[keep], shared.col[keep], shared.data[keep]
+    order = np.lexsort((-count, owner))
+    owner, other = owner[order], other[order]
+    position = np.arange(len(owner)) - np.searchsorted(owner, owner)
+    within = position < MAX_SHARED_CANDIDATES
+    width = int(position[within].max()) + 1 if within.any() else 1
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    out[owner[within], position[within]] = other[within]
+    return out
+
+
+def add_shared_rare_columns(data, neighbours, k, metric, rows_per_step=2048):
+    """Offer every row the rows that share one of its rare columns, in place.
+
+    A column that few rows have (at most :data:`RARE_COLUMN_ROWS`) says much about them: under
+    angular and Euclidean distances, rows sharing it are often among each other's nearest, yet
+    a random projection spreads its weight over every component, so a projected index tends to
+    miss them. An inverted index over the rare columns lists them all at a cost of at most
+    ``RARE_COLUMN_ROWS`` pairs per non-zero; they are re-ranked exactly with each row's
+    current neighbours and the ``k`` nearest kept.
+
+    Parameters
+    ----------
+    data : scipy.sparse.csr_matrix
+        The original rows.
+    neighbours : ndarray of int, shape (n_rows, k)
+        Neighbours of every row, nearest first; updated in place.
+    k : int
+        Neighbours per row.
+    metric : {'angular', 'euclidean', 'dot'}
+        Distance to rank by.
+    rows_per_step : int, default=2048
+        Rows handled together (bounds the temporary memory).
+
+    Returns
+    -------
+    ndarray
+        ``neighbours``.
+    """
+    counts = np.bincount(data.indices, minlength=data.shape[1])
+    rare = (counts <= RARE_COLUMN_ROWS)[data.indices] & (data.data != 0)
+    if not rare.any():
+        return neighbours
+    indptr = np.concatenate([[0], np.cumsum(rare)])[data.indptr]
+    pattern = scipy.sparse.csr_matrix(
+        (np.ones(int(rare.sum()), dtype=np.float32), data.indices[rare], indptr), shape=data.shape
+    )
+    nnz_per_row = max(1.0, data.nnz / max(1, data.shape[0]))
+    for start in range(0, len(neighbours), rows_per_step):
+        rows = np.arange(start, min(start + rows_per_step, len(neighbours)))
+        candidates = np.concatenate([neighbours[rows].astype(np.int64), _shared_rare_columns(pattern, rows)], axis=1)
+        candidates = _first_occurrences(candidates)
+        # Re-ranked in parts of at most RERANK_NNZ gathered non-zeros, however many are shared.
+        part = max(1, int(RERANK_NNZ // (candidates.shape[1] * nnz_per_row)))
+        for first in range(0, len(rows), part):
+            some = slice(first, first + part)
+            neighbours[rows[some]] = rerank(data, rows[some], candidates[some], k, metric)
     return neighbours
 
 

@@ -44,6 +44,9 @@ ROWS_PER_CLUSTER = 275
 TARGET_RECALL = 0.95
 RECALL_SAMPLE_ROWS = 500
 MIN_PROBED_CLUSTERS = 4
+# Scores this close (relative) to a row's k-th best count as ties with it: float32 sums of
+# the same products can differ in their last bits.
+TIE_TOLERANCE = 1e-5
 # Up to this many rows every row is compared with all others: about the candidates of 20
 # clusters, none of the set-up, and the neighbours are exact.
 EXHAUSTIVE_MAX_ROWS = 20 * ROWS_PER_CLUSTER
@@ -201,10 +204,16 @@ class _Scorer:
         self.candidate_offset = candidate_offset
 
     def __call__(self, queries, candidates, candidate_rows):
-        scores = self.X[queries] @ candidate_rows.T
-        if scipy.sparse.issparse(scores):
-            scores = scores.toarray()
-        scores = np.asarray(scores, dtype=np.float32)
+        rows = self.X[queries]
+        if scipy.sparse.issparse(rows):
+            # Only the columns where a query has non-zeros contribute: the queries are made
+            # dense on those columns alone, and the product is sparse rows times a small dense
+            # matrix, whose cost is the candidates' non-zeros there times the queries.
+            columns = np.unique(rows.indices)
+            scores = (candidate_rows[:, columns] @ rows[:, columns].toarray().T).T
+        else:
+            scores = rows @ candidate_rows.T
+        scores = np.ascontiguousarray(scores, dtype=np.float32)
         if self.candidate_weight is not None:
             scores *= self.candidate_weight[candidates]
         else:
@@ -316,27 +325,33 @@ def _cluster_orders(means, clusters):
 def _probe_count(score, labels, means, k, rng):
     """The fewest nearest clusters to probe for ``TARGET_RECALL`` of a sample's exact neighbours.
 
-    The exact neighbours of a random sample of rows are found by comparing them with every
-    row; each neighbour is found by the search if its cluster is among the first ``p`` in the
-    order of the sample row's cluster. The smallest ``p`` that finds ``TARGET_RECALL`` of them
-    is returned (at least ``MIN_PROBED_CLUSTERS``).
+    Every row of a random sample is compared with every row. Its exact neighbours are all the
+    rows that score at least its ``k``-th best score: with ties (rows at equal distances,
+    common in sparse binary data) they can be many more than ``k``, and any ``k`` of them are
+    exact neighbours. The search finds ``j`` of them when the first ``p`` clusters in the
+    order of the sample row's cluster hold ``j``; the smallest ``p`` that finds
+    ``TARGET_RECALL`` of the ``k`` wanted neighbours of all sample rows is returned (at least
+    ``MIN_PROBED_CLUSTERS``).
     """
     n_rows, n_clusters = len(labels), len(means)
     sample = np.sort(rng.choice(n_rows, min(n_rows, RECALL_SAMPLE_ROWS), replace=False))
     everything = np.arange(n_rows)
-    exact = np.empty((len(sample), k), dtype=np.int64)
+    unique, inverse = np.unique(labels[sample], return_inverse=True)
+    ranks = np.empty((len(unique), n_clusters), dtype=np.int64)
+    ranks[np.arange(len(unique))[:, None], _cluster_orders(means, unique)] = np.arange(n_clusters)
+    # needed[i, j]: clusters to probe, in row i's order, to hold j + 1 of its exact neighbours.
+    needed = np.empty((len(sample), k), dtype=np.int64)
     block = max(1, 4 * MAX_BLOCK_DISTANCES // n_rows)
     for start in range(0, len(sample), block):
         rows = sample[start : start + block]
         scores = score(rows, everything, score.X)
         scores[np.arange(len(rows)), rows] = -np.inf
-        exact[start : start + len(rows)] = _top_k(scores, k)
-    own = labels[sample]
-    unique, inverse = np.unique(own, return_inverse=True)
-    ranks = np.empty((len(unique), n_clusters), dtype=np.int64)
-    ranks[np.arange(len(unique))[:, None], _cluster_orders(means, unique)] = np.arange(n_clusters)
-    # The position, in its sample row's cluster order, of the cluster of each exact neighbour.
-    needed = np.sort(ranks[inverse[:, None], labels[exact]], axis=None)
+        kth = np.partition(scores, -k, axis=1)[:, -k]
+        for i, row_scores in enumerate(scores):
+            exact = np.flatnonzero(row_scores >= kth[i] - TIE_TOLERANCE * max(1.0, abs(kth[i])))
+            per_cluster = np.bincount(ranks[inverse[start + i], labels[exact]], minlength=n_clusters)
+            needed[start + i] = np.searchsorted(np.cumsum(per_cluster), np.arange(1, k + 1))
+    needed = np.sort(needed, axis=None)
     found = int(np.ceil(TARGET_RECALL * needed.size)) - 1
     return int(min(n_clusters, max(MIN_PROBED_CLUSTERS, needed[found] + 1)))
 

@@ -19,8 +19,13 @@ from tqdm.auto import tqdm
 from ivis._params import ANNOY_METRICS, check_metric, resolve_n_jobs  # noqa: F401 - ANNOY_METRICS re-exported
 from ivis.data.inputs import as_row_source
 from ivis.data.projection import (
+    PROJECTED_MAX_TREES,
+    REFINE_MIN_CHANGE,
+    REFINE_PASSES,
     REFINE_THROUGH,
     RERANK_NNZ,
+    ProjectedSource,
+    add_shared_rare_columns,
     candidate_count,
     index_rows,
     index_width,
@@ -71,14 +76,16 @@ def build_annoy_index(
     metric : str, default='angular'
         One of "angular", "euclidean", "manhattan", "hamming", "dot".
     ntrees : int, default=50
-        Random-projection trees; more trees give better neighbours and a larger index.
+        Random-projection trees; more trees give better neighbours and a larger index. An
+        index of projected rows has at most :data:`~ivis.data.projection.PROJECTED_MAX_TREES`.
     build_index_on_disk : bool, default=True
         Build the index in the file at ``path`` instead of in memory, for indexes larger
         than memory.
     verbose : int, default=1
         Above 0, show a progress bar while rows are added.
     n_jobs : int, default=-1
-        Threads used to build the trees (-1: all cores).
+        Threads used to build the trees (-1: all cores); an index of projected rows is built
+        by one.
     random_state : int, optional
         Seed of Annoy's random projections.
 
@@ -90,6 +97,11 @@ def build_annoy_index(
     check_metric(metric)
     # Very wide sparse rows are indexed on a seeded random projection (ivis.data.projection).
     source = index_rows(as_row_source(X), metric, random_state)
+    if isinstance(source, ProjectedSource):
+        # Candidates from a projected index are re-ranked and refined exactly, so a few trees
+        # suffice; one thread builds them in a fixed order, which keeps a seeded search
+        # repeatable (trees built by several threads join the index in varying order).
+        ntrees, n_jobs = min(int(ntrees), PROJECTED_MAX_TREES), 1
     index = AnnoyIndex(source.n_features, metric)
     if random_state is not None:
         index.set_seed(int(random_state))
@@ -415,17 +427,27 @@ class ProjectedKnnMatrix(AnnoyKnnMatrix):
         return self._neighbours_of(idx_seq)
 
     def get_neighbour_indices(self, n_jobs=-1):
-        """Return the ``(nrows, k)`` int32 neighbour matrix, refined once.
+        """Return the ``(nrows, k)`` int32 neighbour matrix, completed and refined.
 
-        After the parallel search, :func:`~ivis.data.projection.refine_neighbours` re-ranks
-        each row's neighbours of neighbours in one single-threaded pass (its cost and gain in
-        recall are measured in ``docs/out_of_core.md``).
+        After the parallel search, :func:`~ivis.data.projection.add_shared_rare_columns`
+        offers each row the rows that share a rare column with it, and
+        :func:`~ivis.data.projection.refine_neighbours` re-ranks each row's neighbours of
+        neighbours, up to :data:`~ivis.data.projection.REFINE_PASSES` times (fewer once a
+        pass changes under :data:`~ivis.data.projection.REFINE_MIN_CHANGE` of the entries),
+        in single-threaded passes whose cost and gain in recall are measured in
+        ``bench/OUT_OF_CORE.md``.
         """
         neighbours = super().get_neighbour_indices(n_jobs)
         nnz_per_row = max(1.0, self.source.data.nnz / max(1, self.nrows))
-        width = self._k * (1 + min(REFINE_THROUGH, self._k))
+        width = self._k * (2 + min(REFINE_THROUGH, self._k))
         rows_per_step = max(1, int(RERANK_NNZ // (width * nnz_per_row)))
-        return refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+        add_shared_rare_columns(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+        for _ in range(REFINE_PASSES):
+            before = neighbours.copy()
+            refine_neighbours(self.source.data, neighbours, self._k, self.metric, rows_per_step)
+            if np.mean(before != neighbours) < REFINE_MIN_CHANGE:
+                break
+        return neighbours
 
 
 def projected_matrix_class(cls, data, metric):

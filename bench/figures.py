@@ -21,7 +21,7 @@ import numpy as np
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 CAPTIONS = {"ivis": "pn (triplet, default)", "ivis_infonce": "infonce", "ivis_infonce_pn": "infonce_pn",
-            "ivis_infonce_global": "infonce_global", "ivis_contrastive": "infonce_global, lr 0.01, stop on embedding",
+            "ivis_infonce_global": "infonce_global", "ivis_contrastive": "infonce_global, lr 0.01 (warm-up), stop on embedding",
             "umap": "UMAP", "pca": "PCA"}
 PANELS = ("ivis", "ivis_infonce", "ivis_infonce_pn", "umap")
 FIGURES = (("fmnist", "Fashion-MNIST, 70,000 rows"), ("digits", "digits, 1,797 rows"),

@@ -11,7 +11,7 @@ from ivis import Ivis
 
 def contrastive_settings(**overrides):
     """The settings the guide recommends for clustered data."""
-    params = dict(k=15, distance="infonce", batch_size=512, learning_rate=0.003, knn_distance_metric="euclidean",
+    params = dict(k=15, distance="infonce", batch_size=512, learning_rate=0.01, knn_distance_metric="euclidean",
                   epochs=100, early_stopping="embedding", n_epochs_without_progress=5, verbose=0, random_state=0)
     return Ivis(**{**params, **overrides})
 
@@ -71,7 +71,8 @@ def test_global_correlation_term_keeps_continuous_data_honest(lifted_swiss_roll)
     X = lifted_swiss_roll
     scores = {}
     for distance in ("infonce", "infonce_global"):
-        model = contrastive_settings(distance=distance, epochs=30)
+        # The steadier rate of the guide: the term's effect, not the fastest setting, is tested.
+        model = contrastive_settings(distance=distance, epochs=30, learning_rate=0.003)
         scores[distance] = distance_correlation(X, model.fit_transform(X))
     assert scores["infonce_global"] > scores["infonce"] + 0.05, scores
 

@@ -289,9 +289,9 @@ def train(networks, losses, run, data, state, history, callbacks=()):
         steps_per_report=STEPS_PER_EXECUTION,
     )
     batches, rows_in_graph, in_batch = _triplet_batches(run, data, initial_epoch, losses.distance, networks.encoder)
+    warmup = _warmup(run, losses, len(batches), total_epochs, initial_epoch)
     callbacks = [
-        EpochSync(batches), *_warmup(run, losses, len(batches), total_epochs, initial_epoch), StopOnNonFiniteLoss(), *validation,
-        early_stopping,
+        EpochSync(batches), *warmup, StopOnNonFiniteLoss(), *validation, early_stopping,
         TrainingRecorder(history, state, early_stopping), progress, *callbacks,
     ]
     # A checkpoint taken at the epoch early stopping ended the run resumes as finished.

@@ -65,9 +65,9 @@ class LearningRateWarmup(keras.callbacks.Callback):
         super().__init__()
         self.learning_rate = float(learning_rate)
         self.steps_per_epoch = max(1, int(steps_per_epoch))
-        self.warmup_steps = min(
-            WARMUP_STEPS, WARMUP_EPOCHS * self.steps_per_epoch, math.ceil(round(WARMUP_SHARE * epochs * self.steps_per_epoch, 9))
-        )
+        # Rounded first: a tenth of 30 steps is 3, not the 3.0000000000000004 of floats.
+        share = math.ceil(round(WARMUP_SHARE * epochs * self.steps_per_epoch, 9))
+        self.warmup_steps = min(WARMUP_STEPS, WARMUP_EPOCHS * self.steps_per_epoch, share)
         self._epoch = int(initial_epoch)
 
     def _set(self, step):

@@ -296,23 +296,7 @@ def add_shared_rare_columns(data, neighbours, k, metric, rows_per_step=2048):
     ``RARE_COLUMN_ROWS`` pairs per non-zero; they are re-ranked exactly with each row's
     current neighbours and the ``k`` nearest kept.
 
-    Parameters
-    ----------
-    data : scipy.sparse.csr_matrix
-        The original rows.
-    neighbours : ndarray of int, shape (n_rows, k)
-        Neighbours of every row, nearest first; updated in place.
-    k : int
-        Neighbours per row.
-    metric : {'angular', 'euclidean', 'dot'}
-        Distance to rank by.
-    rows_per_step : int, default=2048
-        Rows handled together (bounds the temporary memory).
-
-    Returns
-    -------
-    ndarray
-        ``neighbours``.
+    Takes and returns what :func:`refine_neighbours` does (``neighbours`` updated in place).
     """
     counts = np.bincount(data.indices, minlength=data.shape[1])
     rare = (counts <= RARE_COLUMN_ROWS)[data.indices] & (data.data != 0)
